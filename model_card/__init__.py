@@ -1,0 +1,1 @@
+"""The model card template, shipped with profile_rec as ``profile_rec.model_card``."""

@@ -1,0 +1,103 @@
+"""Render the model card (the artifact folder's README.md) from ``model_card/``."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+DATASET_LABELS = {"ml-1m": "MovieLens 1M", "ml-100k": "MovieLens 100K"}
+DATASET_IDS = {"ml-1m": "movielens-1m", "ml-100k": "movielens-100k"}
+
+
+def template_text() -> str:
+    return (
+        resources.files("profile_rec.model_card")
+        .joinpath("template.md")
+        .read_text(encoding="utf-8")
+    )
+
+
+def _share_list(shares: dict[str, float], n: int = 2) -> str:
+    items = sorted(shares.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{name} ({share:.0%})" for name, share in items if share > 0)
+
+
+def _results_markdown(metrics: dict[str, Any]) -> str:
+    training = metrics.get("training", {})
+    lines = ["| measure | value |", "|---|---|"]
+    lines.append(f"| epochs run | {training.get('epochs_run', '-')} |")
+    lines.append(f"| final training MSE | {training.get('loss', float('nan')):.4f} |")
+    lines.append(f"| final training MAE | {training.get('mae', float('nan')):.4f} |")
+    if "val_rmse" in training:
+        lines.append(f"| validation RMSE (best epoch) | {training['val_rmse']:.4f} |")
+        lines.append(f"| validation MAE (best epoch) | {training['val_mae']:.4f} |")
+    return "\n".join(lines)
+
+
+def render_card(
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    location: str,
+) -> str:
+    """The model card for a trained model, as Markdown with YAML metadata.
+
+    ``location`` (a Hub repo id or a local folder) fills in the usage examples.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from .recommender import MODEL_FILE, PIPELINE_FILE
+
+    dataset = config["dataset"]
+    training = config["training"]
+    label = DATASET_LABELS.get(dataset["name"], dataset["name"])
+    card_data = ModelCardData(
+        license="apache-2.0",
+        library_name="keras",
+        tags=["recommender-system", "cold-start", "movielens", "keras", "tabular"],
+        datasets=[DATASET_IDS.get(dataset["name"], dataset["name"])],
+        pipeline_tag=None,
+    )
+    profiles = [
+        {
+            "id": p["id"],
+            "size": p["size"],
+            "women": f"{p['female_share']:.0%}",
+            "ages": _share_list(p["ages"]),
+            "occupations": _share_list(p["top_occupations"]),
+            "genres": _share_list(p["genre_share"], 3),
+        }
+        for p in config["profiles"]
+    ]
+    rows = [
+        ("profiles", config["n_profiles"]),
+        ("embedding size", training["embedding_dim"]),
+        ("biases", "yes" if training["use_bias"] else "no"),
+        ("L2 penalty", training["l2"]),
+        ("learning rate", training["learning_rate"]),
+        ("epochs (most)", training["epochs"]),
+        ("batch size", training["batch_size"]),
+        ("early-stopping validation share", training["validation_fraction"]),
+        ("ranking prior", training["rank_prior"]),
+        ("seed", training["seed"]),
+    ]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(config["versions"].items()))
+    card = ModelCard.from_template(
+        card_data,
+        template_str=template_text(),
+        title="profile-rec: cold-start movie recommendations from profiles",
+        n_profiles=config["n_profiles"],
+        dataset_label=label,
+        dataset=dataset,
+        training=training,
+        training_rows=rows,
+        preset=config.get("preset", "default"),
+        versions=versions,
+        unknown_movie=config["unknown_movie"][0].lower() + config["unknown_movie"][1:],
+        profiles=profiles,
+        results=_results_markdown(metrics),
+        last_year=config["last_year"],
+        location=location,
+        files={"model": MODEL_FILE, "pipeline": PIPELINE_FILE},
+    )
+    return str(card)

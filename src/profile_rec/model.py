@@ -1,0 +1,162 @@
+"""The Keras model: profile embedding and movie embedding, scored by a dot product.
+
+This is the only module that imports TensorFlow; inference elsewhere scores with
+numpy from the weights this module exports.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .config import TrainingConfig  # noqa: E402
+from .mapping import UNKNOWN_ROW, MovieIndex  # noqa: E402
+
+
+def build_model(
+    n_profiles: int,
+    movie_index: MovieIndex,
+    config: TrainingConfig,
+    *,
+    mean_rating: float = 0.0,
+) -> keras.Model:
+    """The scoring model; ``predict([profile_ids, movie_ids])`` gives one score a row.
+
+    Movie ids are raw MovieLens ids: an ``IntegerLookup`` layer turns them into
+    embedding rows, sending ids the model never saw to the unknown row.
+    """
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    profile_in = keras.Input(shape=(), dtype="int32", name="profile_id")
+    movie_in = keras.Input(shape=(), dtype="int32", name="movie_id")
+    rows = keras.layers.IntegerLookup(
+        vocabulary=movie_index.movie_ids.astype("int64"),
+        num_oov_indices=1,
+        name="movie_lookup",
+    )(movie_in)
+    profile_vec = keras.layers.Embedding(
+        n_profiles,
+        config.embedding_dim,
+        embeddings_regularizer=regularizer,
+        name="profile_embedding",
+    )(profile_in)
+    movie_vec = keras.layers.Embedding(
+        movie_index.n_rows,
+        config.embedding_dim,
+        embeddings_regularizer=regularizer,
+        name="movie_embedding",
+    )(rows)
+    score = keras.layers.Dot(axes=1, name="dot")([profile_vec, movie_vec])
+    if config.use_bias:
+        profile_bias = keras.layers.Embedding(
+            n_profiles,
+            1,
+            embeddings_initializer="zeros",
+            embeddings_regularizer=regularizer,
+            name="profile_bias",
+        )(profile_in)
+        movie_bias = keras.layers.Embedding(
+            movie_index.n_rows,
+            1,
+            embeddings_initializer=keras.initializers.Constant(mean_rating),
+            name="movie_bias",
+        )(rows)
+        score = keras.layers.Add(name="score")([score, profile_bias, movie_bias])
+    return keras.Model([profile_in, movie_in], score, name="profile_recommender")
+
+
+def train_model(
+    model: keras.Model,
+    profile_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    ratings: np.ndarray,
+    config: TrainingConfig,
+    *,
+    verbose: int | str = "auto",
+) -> dict[str, list[float]]:
+    """Fit ``model`` on (profile, movie) -> rating and return the Keras history.
+
+    With ``config.validation_fraction > 0`` a seeded share of the ratings is held
+    out, training stops after ``config.patience`` epochs without a better validation
+    loss, and the best weights are kept.
+    """
+    profile_ids = np.asarray(profile_ids, dtype=np.int32)
+    movie_ids = np.asarray(movie_ids, dtype=np.int32)
+    ratings = np.asarray(ratings, dtype=np.float32)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss="mse",
+        metrics=["mae", keras.metrics.RootMeanSquaredError(name="rmse")],
+        steps_per_execution=config.steps_per_execution,
+    )
+    callbacks = []
+    validation = None
+    if config.validation_fraction > 0:
+        order = np.random.default_rng(config.seed).permutation(len(ratings))
+        n_val = max(1, int(round(len(ratings) * config.validation_fraction)))
+        val, fit = order[:n_val], order[n_val:]
+        validation = ([profile_ids[val], movie_ids[val]], ratings[val])
+        profile_ids, movie_ids, ratings = profile_ids[fit], movie_ids[fit], ratings[fit]
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=config.patience,
+                restore_best_weights=True,
+            )
+        )
+    history = model.fit(
+        [profile_ids, movie_ids],
+        ratings,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=validation,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=verbose,
+    )
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def settle_unknown_movie(model: keras.Model, mean_rating: float) -> None:
+    """Give the unknown-movie row a defined meaning after training.
+
+    Its embedding becomes zero, so the dot product is 0; with biases, its bias
+    becomes ``mean_rating``, so an unknown movie scores as an average movie for the
+    profile (the profile's bias plus the mean rating).
+    """
+    table = model.get_layer("movie_embedding")
+    weights = table.get_weights()[0]
+    weights[UNKNOWN_ROW] = 0.0
+    table.set_weights([weights])
+    if any(layer.name == "movie_bias" for layer in model.layers):
+        bias = model.get_layer("movie_bias")
+        values = bias.get_weights()[0]
+        values[UNKNOWN_ROW] = mean_rating
+        bias.set_weights([values])
+
+
+def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
+    """The arrays the numpy scorer needs, taken from a trained model."""
+    profile = model.get_layer("profile_embedding").get_weights()[0]
+    movie = model.get_layer("movie_embedding").get_weights()[0]
+    names = {layer.name for layer in model.layers}
+    if "movie_bias" in names:
+        profile_bias = model.get_layer("profile_bias").get_weights()[0][:, 0]
+        movie_bias = model.get_layer("movie_bias").get_weights()[0][:, 0]
+    else:
+        profile_bias = np.zeros(len(profile), dtype=profile.dtype)
+        movie_bias = np.zeros(len(movie), dtype=movie.dtype)
+    return {
+        "profile_embedding": profile,
+        "movie_embedding": movie,
+        "profile_bias": profile_bias,
+        "movie_bias": movie_bias,
+    }
+
+
+def load_keras_model(path: str | os.PathLike) -> keras.Model:
+    """Load a saved model with Keras' safe mode on (no arbitrary code)."""
+    return keras.models.load_model(path, safe_mode=True, compile=False)

@@ -1,0 +1,243 @@
+"""User profiles: demographic and genre features, clustered into a few profiles.
+
+A *profile* is a KMeans cluster of people described by their age bucket, gender,
+occupation and favourite genres. Everything the recommender knows about a new person
+goes through :func:`person_frame` and the fitted pipeline from
+:func:`make_profile_pipeline`, which is a plain scikit-learn object so that it can be
+saved with skops and loaded back without trusting any custom type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, age_bucket
+
+DEMOGRAPHIC_COLUMNS = ("age", "gender", "occupation")
+GENRE_COLUMNS = tuple(f"genre:{genre}" for genre in GENRES)
+
+
+class InvalidPersonError(ValueError):
+    """A description of a person uses a value the model does not know."""
+
+
+def favourite_genres(
+    ratings: pd.DataFrame,
+    movies: pd.DataFrame,
+    *,
+    n_top: int = 3,
+    min_ratings: int = 2,
+) -> pd.Series:
+    """Each user's top-rated genres.
+
+    A user's affinity for a genre is the mean of ``rating - user's mean rating`` over
+    the movies of that genre the user rated; genres the user rated fewer than
+    ``min_ratings`` times are skipped. Genres are ranked by affinity, ties broken by
+    the number of ratings (more first) and then by the order of ``GENRES``; the first
+    ``n_top`` are the user's favourites. A user who rates every genre equally still
+    gets favourites: the genres they rate most.
+
+    Parameters
+    ----------
+    ratings : DataFrame
+        Columns ``user_id``, ``movie_id`` and ``rating``.
+    movies : DataFrame
+        Columns ``movie_id`` and ``genres`` (a tuple of genre names per movie).
+    n_top : int, default=3
+        How many genres to keep per user.
+    min_ratings : int, default=2
+        Fewest ratings in a genre for it to count.
+
+    Returns
+    -------
+    Series
+        Indexed by ``user_id`` (every user in ``ratings``), holding a tuple of genre
+        names, best first. The tuple is shorter than ``n_top`` only when the user
+        rated fewer genres often enough.
+    """
+    exploded = movies[["movie_id", "genres"]].explode("genres").dropna()
+    exploded = exploded.rename(columns={"genres": "genre"})
+    centred = ratings[["user_id", "movie_id", "rating"]].copy()
+    centred["centred"] = centred["rating"] - centred.groupby("user_id")[
+        "rating"
+    ].transform("mean")
+    per_genre = centred.merge(exploded, on="movie_id").groupby(
+        ["user_id", "genre"], sort=False
+    )
+    stats = per_genre["centred"].agg(["mean", "size"]).reset_index()
+    stats = stats[stats["size"] >= min_ratings]
+    stats["order"] = stats["genre"].map({g: i for i, g in enumerate(GENRES)})
+    stats = stats.sort_values(
+        ["user_id", "mean", "size", "order"], ascending=[True, False, False, True]
+    )
+    top = stats.groupby("user_id", sort=True).head(n_top)
+    chosen = top.groupby("user_id", sort=True)["genre"].agg(tuple)
+    users = pd.Index(np.unique(ratings["user_id"]), name="user_id")
+    return chosen.reindex(users).apply(lambda g: g if isinstance(g, tuple) else ())
+
+
+def _genre_matrix(genres: Sequence[Iterable[str]]) -> np.ndarray:
+    position = {genre: i for i, genre in enumerate(GENRES)}
+    matrix = np.zeros((len(genres), len(GENRES)), dtype=np.float64)
+    for row, chosen in enumerate(genres):
+        for genre in chosen:
+            matrix[row, position[genre]] = 1.0
+    return matrix
+
+
+def feature_frame(
+    age: Sequence[int],
+    gender: Sequence[str],
+    occupation: Sequence[str],
+    genres: Sequence[Iterable[str]],
+) -> pd.DataFrame:
+    """The pipeline's input: demographic columns plus one 0/1 column per genre.
+
+    Values are assumed valid; use :func:`person_frame` for anything a person typed.
+    """
+    frame = pd.DataFrame(
+        {
+            "age": np.asarray(age, dtype=np.int64),
+            "gender": np.asarray(gender, dtype=object),
+            "occupation": np.asarray(occupation, dtype=object),
+        }
+    )
+    genre_part = pd.DataFrame(_genre_matrix(genres), columns=list(GENRE_COLUMNS))
+    return pd.concat([frame, genre_part], axis=1)
+
+
+def user_feature_frame(users: pd.DataFrame, favourites: pd.Series) -> pd.DataFrame:
+    """Features of known users, in the order of ``users``."""
+    genres = favourites.reindex(users["user_id"].to_numpy())
+    genres = [g if isinstance(g, tuple) else () for g in genres]
+    return feature_frame(users["age"], users["gender"], users["occupation"], genres)
+
+
+def _match_choice(value: str, valid: Sequence[str], what: str) -> str:
+    lowered = {v.lower(): v for v in valid}
+    key = str(value).strip().lower()
+    if key in lowered:
+        return lowered[key]
+    raise InvalidPersonError(
+        f"Unknown {what} {value!r}. Valid values: {', '.join(valid)}."
+    )
+
+
+def normalize_age(age: int | str) -> int:
+    """A MovieLens age bucket from a bucket id, a raw age, or a bucket label.
+
+    ``25``, ``"25-34"`` and ``30`` all give ``25``.
+    """
+    labels = {label.lower(): bucket for bucket, label in AGE_BUCKETS.items()}
+    if isinstance(age, str):
+        text = age.strip().lower()
+        if text in labels:
+            return labels[text]
+        if not text.isdigit():
+            raise InvalidPersonError(
+                f"Unknown age {age!r}. Give an age in years or one of: "
+                f"{', '.join(AGE_BUCKETS.values())}."
+            )
+        age = int(text)
+    if isinstance(age, bool) or not isinstance(age, (int, np.integer)):
+        raise InvalidPersonError(f"Age must be a whole number, got {age!r}.")
+    if age in AGE_BUCKETS:
+        return int(age)
+    if not 0 < age < 130:
+        raise InvalidPersonError(f"Age must be between 1 and 129, got {age}.")
+    return age_bucket(int(age))
+
+
+def normalize_gender(gender: str) -> str:
+    """``"F"`` or ``"M"``; also accepts ``"female"``/``"male"`` in any case."""
+    words = {"female": "F", "male": "M", "f": "F", "m": "M"}
+    key = str(gender).strip().lower()
+    if key not in words:
+        raise InvalidPersonError(
+            f"Unknown gender {gender!r}. Valid values: F (female), M (male)."
+        )
+    return words[key]
+
+
+def normalize_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
+    """Genre names in their canonical spelling, duplicates removed, order kept.
+
+    A single string is split on commas or ``|``.
+    """
+    if isinstance(genres, str):
+        genres = [g for g in genres.replace("|", ",").split(",") if g.strip()]
+    chosen: list[str] = []
+    for genre in genres:
+        name = _match_choice(genre, GENRES, "genre")
+        if name not in chosen:
+            chosen.append(name)
+    if not chosen:
+        raise InvalidPersonError(
+            f"Choose at least one favourite genre from: {', '.join(GENRES)}."
+        )
+    return tuple(chosen)
+
+
+def person_frame(
+    *,
+    age: int | str,
+    gender: str,
+    occupation: str,
+    genres: Iterable[str] | str,
+) -> pd.DataFrame:
+    """Validate what a person told us and turn it into one pipeline input row.
+
+    Raises
+    ------
+    InvalidPersonError
+        If any value is unknown; the message lists the valid values.
+    """
+    return feature_frame(
+        [normalize_age(age)],
+        [normalize_gender(gender)],
+        [_match_choice(occupation, OCCUPATIONS, "occupation")],
+        [normalize_genres(genres)],
+    )
+
+
+def make_profile_pipeline(
+    n_profiles: int = 10,
+    *,
+    genre_weight: float = 1.0,
+    random_state: int | None = 0,
+) -> Pipeline:
+    """An unfitted pipeline: one-hot demographics, weighted genres, then KMeans.
+
+    Parameters
+    ----------
+    n_profiles : int, default=10
+        Number of KMeans clusters, i.e. of profiles.
+    genre_weight : float, default=1.0
+        Multiplier of the genre columns relative to the one-hot demographics; larger
+        values let favourite genres matter more than demographics in the clustering.
+    random_state : int or None, default=0
+        Seed of KMeans.
+    """
+    encoder = OneHotEncoder(
+        categories=[list(AGE_BUCKETS), list(GENDERS), list(OCCUPATIONS)],
+        handle_unknown="error",
+        sparse_output=False,
+        dtype=np.float64,
+    )
+    features = ColumnTransformer(
+        [
+            ("demographics", encoder, list(DEMOGRAPHIC_COLUMNS)),
+            ("genres", "passthrough", list(GENRE_COLUMNS)),
+        ],
+        transformer_weights={"demographics": 1.0, "genres": float(genre_weight)},
+        verbose_feature_names_out=False,
+    )
+    kmeans = KMeans(n_clusters=n_profiles, n_init=10, random_state=random_state)
+    return Pipeline([("features", features), ("kmeans", kmeans)])

@@ -1,0 +1,600 @@
+"""Load a trained model and recommend movies to new people, with numpy only.
+
+Scoring needs no TensorFlow: the trained embeddings are saved beside the Keras model,
+and scores computed from them equal the Keras model's predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .mapping import MovieIndex
+from .profiles import (
+    GENRE_COLUMNS,
+    InvalidPersonError,
+    feature_frame,
+    person_frame,
+)
+
+MODEL_FILE = "profile_based_recommendation_model.keras"
+PIPELINE_FILE = "profile_pipeline.skops"
+WEIGHTS_FILE = "scoring_weights.npz"
+MOVIES_FILE = "movies.csv"
+CONFIG_FILE = "profile_rec_config.json"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+
+#: Files every artifact folder holds; ``from_pretrained`` needs all of them.
+ARTIFACT_FILES = (
+    CONFIG_FILE,
+    PIPELINE_FILE,
+    WEIGHTS_FILE,
+    MOVIES_FILE,
+    MODEL_FILE,
+    METRICS_FILE,
+    CARD_FILE,
+)
+FORMAT_VERSION = 1
+_WEIGHT_NAMES = (
+    "profile_embedding",
+    "movie_embedding",
+    "profile_bias",
+    "movie_bias",
+    "rating_count",
+)
+
+
+class ArtifactError(ValueError):
+    """An artifact folder is missing a file or its files do not agree."""
+
+
+def load_profile_pipeline(path: str | os.PathLike):
+    """Load the skops profile pipeline, trusting no type beyond skops' defaults."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    if untrusted:
+        raise ArtifactError(
+            f"{Path(path).name} holds types that are not trusted by default "
+            f"({', '.join(untrusted)}); refusing to load it."
+        )
+    return sio.load(path, trusted=[])
+
+
+class ProfileAssigner:
+    """Assigns profiles like the fitted pipeline's ``predict``, in plain numpy.
+
+    The scikit-learn pipeline takes a few milliseconds per call on a one-row frame;
+    this reads its fitted encoder categories, column weights and cluster centres
+    once, so that one person costs microseconds. Results equal ``pipeline.predict``.
+    """
+
+    def __init__(self, pipeline) -> None:
+        features = pipeline.named_steps["features"]
+        encoder = features.named_transformers_["demographics"]
+        weights = features.transformer_weights or {}
+        self._categories = [list(c) for c in encoder.categories_]
+        self._demo_weight = float(weights.get("demographics", 1.0))
+        self._genre_weight = float(weights.get("genres", 1.0))
+        self._centers = pipeline.named_steps["kmeans"].cluster_centers_
+        self._center_norms = np.einsum("ij,ij->i", self._centers, self._centers)
+        self._lookup = [{v: i for i, v in enumerate(c)} for c in self._categories]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for column, lookup in zip(
+            ("age", "gender", "occupation"), self._lookup, strict=True
+        ):
+            codes = np.array([lookup[v] for v in frame[column]], dtype=np.int64)
+            block = np.zeros((len(frame), len(lookup)))
+            block[np.arange(len(frame)), codes] = self._demo_weight
+            blocks.append(block)
+        genres = frame[list(GENRE_COLUMNS)].to_numpy(dtype=np.float64)
+        blocks.append(genres * self._genre_weight)
+        return np.hstack(blocks)
+
+    def assign(self, frame: pd.DataFrame) -> np.ndarray:
+        x = self.transform(frame)
+        # Squared distances up to a per-row constant, as KMeans.predict ranks them.
+        distances = self._center_norms[None, :] - 2.0 * x @ self._centers.T
+        return distances.argmin(axis=1)
+
+
+class ProfileRecommender:
+    """Recommend movies to a new person from demographics and favourite genres.
+
+    A person is assigned one of the learned profiles by the profile pipeline; the
+    profile's embedding is scored against every movie's embedding, and the best
+    movies the person has not excluded are returned.
+
+    Build one with :meth:`from_pretrained` (a local folder or a Hub repo) or from
+    training (:func:`profile_rec.training.train`).
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline,
+        weights: dict[str, np.ndarray],
+        movies: pd.DataFrame,
+        config: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+        files: dict[str, Path] | None = None,
+        keras_model: bytes | None = None,
+    ) -> None:
+        missing = [name for name in _WEIGHT_NAMES if name not in weights]
+        if missing:
+            raise ArtifactError(f"{WEIGHTS_FILE} lacks arrays: {', '.join(missing)}.")
+        self.pipeline = pipeline
+        self.weights = {name: np.asarray(weights[name]) for name in _WEIGHT_NAMES}
+        self.config = config
+        self.metrics = metrics or {}
+        self.movie_index = MovieIndex(config["movie_ids"])
+        self._files = dict(files or {})
+        self._keras_model = keras_model
+        self._check_consistency(movies)
+        self.movies = movies.set_index("movie_id").loc[self.movie_index.movie_ids]
+        self.movies = self.movies.reset_index()
+        self._assigner = ProfileAssigner(pipeline)
+        self.predicted_ratings = self._predicted_ratings()
+        self.ranking_scores = self._ranking_scores()
+
+    def _check_consistency(self, movies: pd.DataFrame) -> None:
+        """Fail early, naming the files, when the artifacts disagree."""
+        w = self.weights
+        n_profiles = int(self.config["n_profiles"])
+        n_rows = self.movie_index.n_rows
+        expected = {
+            "profile_embedding": (n_profiles, None),
+            "movie_embedding": (n_rows, w["profile_embedding"].shape[1]),
+            "profile_bias": (n_profiles,),
+            "movie_bias": (n_rows,),
+            "rating_count": (n_profiles, n_rows),
+        }
+        for name, shape in expected.items():
+            actual = w[name].shape
+            if len(actual) != len(shape) or any(
+                want is not None and want != got
+                for want, got in zip(shape, actual, strict=True)
+            ):
+                raise ArtifactError(
+                    f"{WEIGHTS_FILE}: {name} has shape {actual}, but {CONFIG_FILE} "
+                    f"implies {tuple('*' if s is None else s for s in shape)}."
+                )
+        clusters = self.pipeline.named_steps["kmeans"].cluster_centers_.shape[0]
+        if clusters != n_profiles:
+            raise ArtifactError(
+                f"{PIPELINE_FILE} assigns {clusters} profiles, but {CONFIG_FILE} "
+                f"says {n_profiles}."
+            )
+        encoder = self.pipeline.named_steps["features"].named_transformers_[
+            "demographics"
+        ]
+        vocab = self.config["vocabulary"]
+        for column, categories in zip(
+            ("ages", "genders", "occupations"), encoder.categories_, strict=True
+        ):
+            if [str(c) for c in categories] != [str(c) for c in vocab[column]]:
+                raise ArtifactError(
+                    f"{PIPELINE_FILE} and {CONFIG_FILE} disagree on {column}."
+                )
+        unknown = ~np.isin(self.movie_index.movie_ids, movies["movie_id"].to_numpy())
+        if unknown.any():
+            raise ArtifactError(
+                f"{MOVIES_FILE} lacks {int(unknown.sum())} movies the model scores "
+                f"(e.g. id {int(self.movie_index.movie_ids[unknown][0])})."
+            )
+
+    # -- loading and saving -------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+    ) -> ProfileRecommender:
+        """Load from a local artifact folder or a Hugging Face Hub model repo.
+
+        Parameters
+        ----------
+        path_or_repo_id : str or path
+            A folder written by ``profile-rec train`` or :meth:`save_pretrained`, or
+            a Hub repo id such as ``"user/profile-rec"``.
+        revision : str, optional
+            Branch, tag or commit of the Hub repo; all files come from one commit.
+        token : str or bool, optional
+            Hub token; by default the one huggingface_hub already knows.
+        cache_dir : path, optional
+            Where to cache downloaded files (huggingface_hub's cache by default).
+        local_files_only : bool, default=False
+            Use only files already in the cache; never contact the Hub.
+        """
+        path = Path(path_or_repo_id)
+        if path.is_dir():
+            files = {name: path / name for name in ARTIFACT_FILES}
+        elif _looks_like_local_path(str(path_or_repo_id)):
+            raise ArtifactError(
+                f"No artifact folder at {str(path_or_repo_id)!r}. Train one with "
+                "'profile-rec train --out DIR', or give a Hub repo id like "
+                "'user/profile-rec'."
+            )
+        else:
+            files = _download_artifacts(
+                str(path_or_repo_id),
+                revision=revision,
+                token=token,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
+        return cls._from_files(files)
+
+    @classmethod
+    def _from_files(cls, files: dict[str, Path]) -> ProfileRecommender:
+        missing = [name for name, file in files.items() if not Path(file).is_file()]
+        if missing:
+            folder = Path(next(iter(files.values()))).parent
+            raise ArtifactError(
+                f"{folder} is not a complete profile-rec artifact folder: missing "
+                f"{', '.join(missing)}. Re-run 'profile-rec train --out {folder}'."
+            )
+        config = json.loads(Path(files[CONFIG_FILE]).read_text(encoding="utf-8"))
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ArtifactError(
+                f"{CONFIG_FILE} has format_version {config.get('format_version')!r}; "
+                f"this profile-rec reads version {FORMAT_VERSION}. Upgrade profile-rec "
+                "or retrain the model."
+            )
+        with np.load(files[WEIGHTS_FILE], allow_pickle=False) as npz:
+            weights = {name: npz[name] for name in npz.files}
+        metrics = json.loads(Path(files[METRICS_FILE]).read_text(encoding="utf-8"))
+        return cls(
+            pipeline=load_profile_pipeline(files[PIPELINE_FILE]),
+            weights=weights,
+            movies=read_movie_table(files[MOVIES_FILE]),
+            config=config,
+            metrics=metrics,
+            files=files,
+        )
+
+    def save_pretrained(self, directory: str | os.PathLike, *, card: str | None = None):
+        """Write the artifact folder ``from_pretrained`` reads, atomically.
+
+        The folder is written under a temporary name beside ``directory`` and renamed
+        into place only when complete; an existing artifact folder is replaced, and a
+        non-empty folder of anything else is left alone with an error.
+        """
+        import skops.io as sio
+
+        target = Path(directory)
+        with staged_directory(target) as stage:
+            sio.dump(self.pipeline, stage / PIPELINE_FILE)
+            np.savez(stage / WEIGHTS_FILE, **self.weights)
+            write_movie_table(self.movies, stage / MOVIES_FILE)
+            _write_json(stage / CONFIG_FILE, self.config)
+            _write_json(stage / METRICS_FILE, self.metrics)
+            if self._keras_model is not None:
+                (stage / MODEL_FILE).write_bytes(self._keras_model)
+            else:
+                shutil.copyfile(self._files[MODEL_FILE], stage / MODEL_FILE)
+            if card is None and CARD_FILE in self._files:
+                card = Path(self._files[CARD_FILE]).read_text(encoding="utf-8")
+            if card is None:
+                from .card import render_card
+
+                card = render_card(self.config, self.metrics, location=str(target))
+            (stage / CARD_FILE).write_text(card, encoding="utf-8")
+        self._files = {name: target / name for name in ARTIFACT_FILES}
+        return target
+
+    # -- scoring ------------------------------------------------------------------
+
+    @property
+    def n_profiles(self) -> int:
+        return int(self.weights["profile_embedding"].shape[0])
+
+    def predict(self, profile_ids, movie_ids) -> np.ndarray:
+        """Predicted ratings of (profile, raw movie id) pairs, as the Keras model.
+
+        Unknown movie ids score as the model's unknown row does: the profile's bias
+        plus the mean rating (0 when the model has no biases).
+        """
+        profiles = np.asarray(profile_ids, dtype=np.int64)
+        if np.any((profiles < 0) | (profiles >= self.n_profiles)):
+            raise ValueError(f"profile ids must be in 0..{self.n_profiles - 1}.")
+        rows = self.movie_index.rows(movie_ids)
+        w = self.weights
+        dot = np.einsum(
+            "ij,ij->i", w["profile_embedding"][profiles], w["movie_embedding"][rows]
+        )
+        return dot + w["profile_bias"][profiles] + w["movie_bias"][rows]
+
+    def _predicted_ratings(self) -> np.ndarray:
+        w = self.weights
+        known = w["movie_embedding"][1:]
+        return (
+            w["profile_embedding"] @ known.T
+            + w["profile_bias"][:, None]
+            + w["movie_bias"][None, 1:]
+        )
+
+    def _ranking_scores(self) -> np.ndarray:
+        """What ranks movies for a profile: predicted rating, shrunk by evidence.
+
+        With ``rank_prior`` = a > 0 and ``n`` the movie's training ratings from the
+        profile's members, the score is ``mean + (predicted - mean) * n / (n + a)``:
+        a movie few members rated stays near the mean however high its prediction.
+        """
+        prior = float(self.config["training"].get("rank_prior", 0.0))
+        if prior <= 0:
+            return self.predicted_ratings
+        counts = self.weights["rating_count"][:, 1:].astype(np.float64)
+        mean = float(self.config["mean_rating"])
+        shrink = counts / (counts + prior)
+        return mean + (self.predicted_ratings - mean) * shrink
+
+    def assign_profile(
+        self,
+        *,
+        age: int | str,
+        gender: str,
+        occupation: str,
+        genres: Iterable[str] | str,
+    ) -> int:
+        """The profile id of a person; see :meth:`recommend` for the arguments."""
+        frame = person_frame(
+            age=age, gender=gender, occupation=occupation, genres=genres
+        )
+        return int(self._assigner.assign(frame)[0])
+
+    def recommend(
+        self,
+        *,
+        age: int | str,
+        gender: str,
+        occupation: str,
+        genres: Iterable[str] | str,
+        k: int = 10,
+        exclude: Iterable[int] = (),
+    ) -> pd.DataFrame:
+        """The ``k`` best movies for a new person.
+
+        Parameters
+        ----------
+        age : int or str
+            Age in years, a MovieLens age bucket (1, 18, 25, 35, 45, 50, 56) or its
+            label such as ``"25-34"``.
+        gender : str
+            ``"F"`` or ``"M"`` (``"female"``/``"male"`` work too).
+        occupation : str
+            One of :data:`profile_rec.data.OCCUPATIONS`, e.g. ``"programmer"``.
+        genres : list of str or str
+            Favourite genres from :data:`profile_rec.data.GENRES`; a string is split
+            on commas.
+        k : int, default=10
+            How many movies to return.
+        exclude : iterable of int, default=()
+            MovieLens movie ids never to recommend, e.g. movies already seen.
+
+        Returns
+        -------
+        DataFrame
+            One row per movie, best first: ``movie_id``, ``title``, ``year``,
+            ``genres``, ``score`` (what ranks), ``predicted_rating`` and
+            ``profile`` (the person's profile id).
+
+        Raises
+        ------
+        InvalidPersonError
+            If a value is unknown; the message lists the valid values.
+        """
+        profile = self.assign_profile(
+            age=age, gender=gender, occupation=occupation, genres=genres
+        )
+        return self._top_movies(profile, _check_k(k), _exclude_rows(self, exclude))
+
+    def recommend_batch(self, people: pd.DataFrame, *, k: int = 10) -> pd.DataFrame:
+        """Recommendations for many people at once.
+
+        ``people`` has columns ``age`` (bucket), ``gender``, ``occupation`` and
+        ``genres`` (a sequence of genre names per row), all valid. The result has a
+        ``person`` column (the row position in ``people``) and ``rank``, then the
+        columns of :meth:`recommend`.
+        """
+        k = _check_k(k)
+        frame = feature_frame(
+            people["age"], people["gender"], people["occupation"], people["genres"]
+        )
+        profiles = self._assigner.assign(frame)
+        k = min(k, self.ranking_scores.shape[1])
+        top = _top_k(self.ranking_scores, k)
+        chosen = top[profiles]
+        person = np.repeat(np.arange(len(people)), k)
+        columns = chosen.ravel()
+        result = self.movies.iloc[columns].reset_index(drop=True)
+        result.insert(0, "rank", np.tile(np.arange(1, k + 1), len(people)))
+        result.insert(0, "person", person)
+        profile_rows = np.repeat(profiles, k)
+        result["score"] = self.ranking_scores[profile_rows, columns]
+        result["predicted_rating"] = self.predicted_ratings[profile_rows, columns]
+        result["profile"] = profile_rows
+        return result
+
+    def _top_movies(self, profile: int, k: int, excluded: np.ndarray) -> pd.DataFrame:
+        scores = self.ranking_scores[profile]
+        if len(excluded):
+            scores = scores.copy()
+            scores[excluded] = -np.inf
+            k = min(k, len(scores) - len(excluded))
+        k = min(k, len(scores))
+        best = _top_k(scores[None, :], k)[0]
+        result = self.movies.iloc[best].reset_index(drop=True)
+        result["score"] = scores[best]
+        result["predicted_rating"] = self.predicted_ratings[profile, best]
+        result["profile"] = profile
+        return result
+
+    def __repr__(self) -> str:
+        return (
+            f"ProfileRecommender(n_profiles={self.n_profiles}, "
+            f"n_movies={len(self.movie_index)}, "
+            f"preset={self.config.get('preset')!r})"
+        )
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` highest scores per row, best first.
+
+    Ties are broken by column order, so results are deterministic.
+    """
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidPersonError(f"k must be a whole number of at least 1, got {k!r}.")
+    return int(k)
+
+
+def _exclude_rows(model: ProfileRecommender, exclude: Iterable[int]) -> np.ndarray:
+    try:
+        ids = np.asarray(list(exclude), dtype=np.int64)
+    except (TypeError, ValueError):
+        raise InvalidPersonError(
+            f"exclude must be MovieLens movie ids (whole numbers), got {exclude!r}."
+        ) from None
+    rows = model.movie_index.rows(ids)
+    return np.unique(rows[rows > 0] - 1)
+
+
+def read_movie_table(path: str | os.PathLike) -> pd.DataFrame:
+    """The movie table of an artifact folder: id, title, year and genres."""
+    table = pd.read_csv(
+        path,
+        dtype={"movie_id": "int64", "title": "string", "year": "Int16"},
+        keep_default_na=False,
+        na_values={"year": [""]},
+    )
+    table["title"] = table["title"].astype(object)
+    table["genres"] = [tuple(g.split("|")) if g else () for g in table["genres"]]
+    return table
+
+
+def write_movie_table(movies: pd.DataFrame, path: str | os.PathLike) -> None:
+    table = movies[["movie_id", "title", "year", "genres"]].copy()
+    table["genres"] = ["|".join(g) for g in table["genres"]]
+    table.to_csv(path, index=False, encoding="utf-8")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", "utf-8")
+
+
+class staged_directory:
+    """Context manager that builds a folder under a temporary name, then renames it.
+
+    On success the temporary folder replaces ``target`` (an existing artifact folder
+    is swapped out and removed); on any error it is deleted and ``target`` is left
+    exactly as it was.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+
+    def __enter__(self) -> Path:
+        target = self.target
+        if target.exists() and not target.is_dir():
+            raise ArtifactError(f"{target} exists and is not a folder.")
+        if (
+            target.is_dir()
+            and any(target.iterdir())
+            and not (target / CONFIG_FILE).is_file()
+        ):
+            raise ArtifactError(
+                f"{target} is not empty and is not a profile-rec artifact folder; "
+                "choose another --out folder or empty it first."
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
+        )
+        return self.stage
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            return
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.stage, 0o777 & ~umask)
+        old = None
+        if self.target.exists():
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{self.target.name}.old.", dir=self.target.parent)
+            )
+            os.replace(self.target, old / "previous")
+        os.replace(self.stage, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def _looks_like_local_path(value: str) -> bool:
+    """Whether a missing ``from_pretrained`` target was meant as a folder.
+
+    Hub repo ids here are always ``owner/name``; anything else is a path.
+    """
+    return not _REPO_ID.match(value)
+
+
+def _download_artifacts(
+    repo_id: str,
+    *,
+    revision: str | None,
+    token: str | bool | None,
+    cache_dir: str | os.PathLike | None,
+    local_files_only: bool,
+) -> dict[str, Path]:
+    from huggingface_hub import hf_hub_download
+
+    def fetch(name: str, at: str | None) -> Path:
+        return Path(
+            hf_hub_download(
+                repo_id,
+                name,
+                revision=at,
+                token=token,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
+        )
+
+    config = fetch(CONFIG_FILE, revision)
+    # Files land in snapshots/<commit>/; take every other file from that same
+    # commit, so that a push in between cannot mix two versions.
+    commit = config.parent.name
+    at = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else revision
+    files = {CONFIG_FILE: config}
+    for name in ARTIFACT_FILES:
+        if name != CONFIG_FILE:
+            files[name] = fetch(name, at)
+    return files

@@ -1,0 +1,208 @@
+"""Train the whole recommender: profiles, then the Keras scoring model."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import TrainingConfig
+from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, MovieLens
+from .mapping import MovieIndex
+from .profiles import favourite_genres, make_profile_pipeline, user_feature_frame
+from .recommender import FORMAT_VERSION, ProfileRecommender
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a trained model depends on."""
+    names = ["profile-rec", "numpy", "pandas", "scikit-learn", "skops"]
+    names += ["keras", "tensorflow-cpu", "tensorflow"]
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def fit_profiles(data: MovieLens, config: TrainingConfig):
+    """Fit the profile pipeline on every user; return it and each user's profile.
+
+    Returns
+    -------
+    pipeline : Pipeline
+        The fitted feature transform + KMeans.
+    profiles : Series
+        Profile id per ``user_id``.
+    favourites : Series
+        Favourite genres per ``user_id``.
+    """
+    favourites = favourite_genres(
+        data.ratings,
+        data.movies,
+        n_top=config.n_top_genres,
+        min_ratings=config.min_genre_ratings,
+    )
+    features = user_feature_frame(data.users, favourites)
+    pipeline = make_profile_pipeline(
+        config.n_profiles,
+        genre_weight=config.genre_weight,
+        random_state=config.seed,
+    )
+    labels = pipeline.fit_predict(features)
+    profiles = pd.Series(labels, index=data.users["user_id"].to_numpy(), name="profile")
+    return pipeline, profiles, favourites
+
+
+def describe_profiles(
+    users: pd.DataFrame, profiles: pd.Series, favourites: pd.Series
+) -> list[dict[str, Any]]:
+    """What each profile's members are like, for people to read."""
+    members = users.set_index("user_id").assign(profile=profiles)
+    members["genres"] = favourites.reindex(members.index).apply(
+        lambda g: g if isinstance(g, tuple) else ()
+    )
+    described = []
+    for profile in range(int(profiles.max()) + 1):
+        group = members[members["profile"] == profile]
+        size = len(group)
+        ages = group["age"].map(AGE_BUCKETS).value_counts(normalize=True)
+        occupations = group["occupation"].value_counts(normalize=True).head(3)
+        genre_counts = pd.Series(
+            [g for chosen in group["genres"] for g in chosen], dtype=object
+        ).value_counts()
+        described.append(
+            {
+                "id": profile,
+                "size": size,
+                "female_share": round(float((group["gender"] == "F").mean()), 3)
+                if size
+                else 0.0,
+                "ages": {k: round(float(v), 3) for k, v in ages.items()},
+                "top_occupations": {
+                    k: round(float(v), 3) for k, v in occupations.items()
+                },
+                "genre_share": {
+                    g: round(float(genre_counts.get(g, 0)) / size, 3) if size else 0.0
+                    for g in GENRES
+                },
+            }
+        )
+    return described
+
+
+def train(
+    data: MovieLens,
+    config: TrainingConfig | None = None,
+    *,
+    preset: str = "default",
+    verbose: int | str = "auto",
+) -> ProfileRecommender:
+    """Train profiles and the scoring model on ``data``.
+
+    Parameters
+    ----------
+    data : MovieLens
+        Ratings, users and movies from :func:`profile_rec.data.load_movielens`.
+    config : TrainingConfig, optional
+        Defaults to ``TrainingConfig.preset(preset)``.
+    preset : str, default="default"
+        Recorded in the artifacts; used for ``config`` when it is not given.
+    verbose : int or "auto"
+        Keras' progress display: ``"auto"``/1 a bar, 2 one line per epoch, 0 none.
+
+    Returns
+    -------
+    ProfileRecommender
+        Ready to recommend and to :meth:`~ProfileRecommender.save_pretrained`.
+    """
+    from . import model as keras_model  # TensorFlow loads only when training.
+
+    config = config or TrainingConfig.preset(preset)
+    started = time.perf_counter()
+    keras_model.keras.utils.set_random_seed(config.seed)
+
+    pipeline, profiles, favourites = fit_profiles(data, config)
+    ratings = data.ratings
+    movie_index = MovieIndex(np.unique(ratings["movie_id"].to_numpy()))
+    profile_ids = profiles.loc[ratings["user_id"].to_numpy()].to_numpy()
+    movie_ids = ratings["movie_id"].to_numpy()
+    values = ratings["rating"].to_numpy(dtype=np.float32)
+    mean_rating = float(values.mean())
+
+    model = keras_model.build_model(
+        config.n_profiles, movie_index, config, mean_rating=mean_rating
+    )
+    history = keras_model.train_model(
+        model, profile_ids, movie_ids, values, config, verbose=verbose
+    )
+    keras_model.settle_unknown_movie(model, mean_rating)
+    weights = keras_model.export_weights(model)
+    counts = np.zeros((config.n_profiles, movie_index.n_rows), dtype=np.int32)
+    np.add.at(counts, (profile_ids, movie_index.rows(movie_ids)), 1)
+    weights["rating_count"] = counts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        keras_bytes = path.read_bytes()
+
+    rated = data.movies[data.movies["movie_id"].isin(movie_index.movie_ids)]
+    config_json = {
+        "format_version": FORMAT_VERSION,
+        "preset": preset,
+        "training": config.to_dict(),
+        "n_profiles": config.n_profiles,
+        "mean_rating": mean_rating,
+        "movie_ids": movie_index.movie_ids.tolist(),
+        "unknown_movie": (
+            "Movie ids the model never saw map to one shared row whose embedding "
+            "is zero"
+            + (" and whose bias is the mean rating." if config.use_bias else ".")
+        ),
+        "vocabulary": {
+            "ages": list(AGE_BUCKETS),
+            "age_labels": list(AGE_BUCKETS.values()),
+            "genders": list(GENDERS),
+            "occupations": list(OCCUPATIONS),
+            "genres": list(GENRES),
+        },
+        "last_year": int(rated["year"].max()) if rated["year"].notna().any() else None,
+        "profiles": describe_profiles(data.users, profiles, favourites),
+        "dataset": {
+            "name": data.name,
+            "checksum": data.checksum,
+            "n_users": int(data.users.shape[0]),
+            "n_movies": len(movie_index),
+            "n_ratings": int(ratings.shape[0]),
+        },
+        "versions": library_versions(),
+    }
+    metrics = {
+        "training": {
+            "epochs_run": len(history["loss"]),
+            "loss": history["loss"][-1],
+            "mae": history["mae"][-1],
+            "history": history,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    }
+    if "val_loss" in history:
+        best = int(np.argmin(history["val_loss"]))
+        metrics["training"]["best_epoch"] = best + 1
+        metrics["training"]["val_rmse"] = history["val_rmse"][best]
+        metrics["training"]["val_mae"] = history["val_mae"][best]
+    return ProfileRecommender(
+        pipeline=pipeline,
+        weights=weights,
+        movies=rated.reset_index(drop=True),
+        config=config_json,
+        metrics=metrics,
+        keras_model=keras_bytes,
+    )

@@ -1,0 +1,139 @@
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from profile_rec.data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS
+from profile_rec.profiles import (
+    GENRE_COLUMNS,
+    InvalidPersonError,
+    favourite_genres,
+    feature_frame,
+    make_profile_pipeline,
+    normalize_age,
+    person_frame,
+)
+from profile_rec.recommender import ProfileAssigner, load_profile_pipeline
+
+
+def test_favourite_genres_ranks_by_mean_centred_rating():
+    movies = pd.DataFrame(
+        {
+            "movie_id": [1, 2, 3, 4, 5],
+            "genres": [
+                ("Comedy",),
+                ("Comedy", "Romance"),
+                ("Horror",),
+                ("Horror",),
+                ("War",),
+            ],
+        }
+    )
+    # User 10 averages 3.0: Comedy +1.5 (two ratings), Romance +1 (one rating,
+    # below min_ratings), Horror -1.5, War +1 (one rating).
+    ratings = pd.DataFrame(
+        {
+            "user_id": [10, 10, 10, 10, 10, 20, 20],
+            "movie_id": [1, 2, 3, 4, 5, 3, 4],
+            "rating": [5, 4, 2, 1, 4, 3, 3],
+        }
+    )
+    top = favourite_genres(ratings, movies, n_top=2, min_ratings=2)
+    assert top.loc[10] == ("Comedy", "Horror")
+    # Equal affinity everywhere: the most rated genre wins.
+    assert top.loc[20] == ("Horror",)
+    top1 = favourite_genres(ratings, movies, n_top=3, min_ratings=1)
+    assert top1.loc[10] == ("Comedy", "Romance", "War")
+
+
+@pytest.mark.parametrize(
+    ("given", "bucket"),
+    [(1, 1), (17, 1), (18, 18), (30, 25), (25, 25), ("25-34", 25), ("56+", 56)],
+)
+def test_normalize_age(given, bucket):
+    assert normalize_age(given) == bucket
+
+
+def test_person_frame_is_one_valid_row():
+    frame = person_frame(
+        age=30, gender="female", occupation="Programmer", genres="comedy, Romance"
+    )
+    assert frame.loc[0, "age"] == 25
+    assert frame.loc[0, "gender"] == "F"
+    assert frame.loc[0, "occupation"] == "programmer"
+    chosen = [c for c in GENRE_COLUMNS if frame.loc[0, c] == 1.0]
+    assert chosen == ["genre:Comedy", "genre:Romance"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"occupation": "astronaut"}, "Unknown occupation 'astronaut'"),
+        ({"genres": ["Comedy", "Telenovela"]}, "Unknown genre 'Telenovela'"),
+        ({"genres": []}, "Choose at least one favourite genre"),
+        ({"gender": "X"}, "Unknown gender 'X'"),
+        ({"age": "old"}, "Unknown age 'old'"),
+        ({"age": 0}, "between 1 and 129"),
+    ],
+)
+def test_person_frame_rejects_unknown_values_listing_valid_ones(kwargs, message):
+    person = {"age": 25, "gender": "F", "occupation": "writer", "genres": ["Drama"]}
+    person.update(kwargs)
+    with pytest.raises(InvalidPersonError, match=message) as info:
+        person_frame(**person)
+    if "occupation" in kwargs:
+        assert "programmer" in str(info.value) and "K-12 student" in str(info.value)
+    if "genres" in kwargs:
+        assert "Film-Noir" in str(info.value)
+
+
+def _two_groups(n=40):
+    """Young women who like Romance and Comedy; old men who like War and Western."""
+    half = n // 2
+    return feature_frame(
+        [18] * half + [56] * half,
+        ["F"] * half + ["M"] * half,
+        ["college/grad student"] * half + ["retired"] * half,
+        [("Romance", "Comedy")] * half + [("War", "Western")] * half,
+    )
+
+
+def test_pipeline_separates_two_obvious_groups_and_places_a_new_person():
+    features = _two_groups()
+    pipeline = make_profile_pipeline(2, random_state=0).fit(features)
+    labels = pipeline.predict(features)
+    assert len(set(labels[:20])) == 1 and len(set(labels[20:])) == 1
+    assert labels[0] != labels[-1]
+    # Another young woman who likes Romance (but is a writer) joins the first group.
+    newcomer = person_frame(
+        age=22, gender="F", occupation="writer", genres=["Romance", "Comedy"]
+    )
+    assert pipeline.predict(newcomer)[0] == labels[0]
+
+
+def test_pipeline_round_trips_through_skops_with_no_trusted_types(tmp_path):
+    features = _two_groups()
+    pipeline = make_profile_pipeline(2, genre_weight=2.0).fit(features)
+    path = tmp_path / "pipeline.skops"
+    sio.dump(pipeline, path)
+    assert sio.get_untrusted_types(file=path) == []
+    loaded = load_profile_pipeline(path)
+    np.testing.assert_array_equal(loaded.predict(features), pipeline.predict(features))
+
+
+def test_fast_assignment_equals_the_pipeline_on_every_demographic():
+    rng = np.random.default_rng(0)
+    combos = list(itertools.product(AGE_BUCKETS, GENDERS, OCCUPATIONS))
+    genres = [
+        tuple(rng.choice(GENRES, size=rng.integers(1, 4), replace=False))
+        for _ in combos
+    ]
+    ages, genders, occupations = zip(*combos, strict=True)
+    features = feature_frame(ages, genders, occupations, genres)
+    pipeline = make_profile_pipeline(7, genre_weight=1.5).fit(features)
+    assigner = ProfileAssigner(pipeline)
+    np.testing.assert_array_equal(
+        assigner.assign(features), pipeline.predict(features)
+    )
