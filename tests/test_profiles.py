@@ -134,6 +134,4 @@ def test_fast_assignment_equals_the_pipeline_on_every_demographic():
     features = feature_frame(ages, genders, occupations, genres)
     pipeline = make_profile_pipeline(7, genre_weight=1.5).fit(features)
     assigner = ProfileAssigner(pipeline)
-    np.testing.assert_array_equal(
-        assigner.assign(features), pipeline.predict(features)
-    )
+    np.testing.assert_array_equal(assigner.assign(features), pipeline.predict(features))

@@ -143,8 +143,12 @@ class ProfileRecommender:
         self._files = dict(files or {})
         self._keras_model = keras_model
         self._check_consistency(movies)
-        self.movies = movies.set_index("movie_id").loc[self.movie_index.movie_ids]
-        self.movies = self.movies.reset_index()
+        table = movies[["movie_id", "title", "year", "genres"]].astype(
+            {"movie_id": "int64", "title": object, "year": "Int16"}
+        )
+        self.movies = (
+            table.set_index("movie_id").loc[self.movie_index.movie_ids].reset_index()
+        )
         self._assigner = ProfileAssigner(pipeline)
         self.predicted_ratings = self._predicted_ratings()
         self.ranking_scores = self._ranking_scores()
@@ -547,7 +551,9 @@ class staged_directory:
         old = None
         if self.target.exists():
             old = Path(
-                tempfile.mkdtemp(prefix=f".{self.target.name}.old.", dir=self.target.parent)
+                tempfile.mkdtemp(
+                    prefix=f".{self.target.name}.old.", dir=self.target.parent
+                )
             )
             os.replace(self.target, old / "previous")
         os.replace(self.stage, self.target)

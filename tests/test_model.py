@@ -1,0 +1,162 @@
+"""The Keras scoring model and the numpy scorer that stands in for it."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from profile_rec.config import TrainingConfig
+from profile_rec.mapping import UNKNOWN_ROW, MovieIndex
+
+pytestmark = pytest.mark.slow
+keras = pytest.importorskip("keras")
+model_module = pytest.importorskip("profile_rec.model")
+
+
+def test_movie_index_maps_ids_to_rows_and_back():
+    index = MovieIndex([100, 10, 50])
+    np.testing.assert_array_equal(index.rows([10, 50, 100, 7, 1000]), [1, 2, 3, 0, 0])
+    np.testing.assert_array_equal(index.ids([3, 1]), [100, 10])
+    assert index.n_rows == 4
+    with pytest.raises(ValueError, match="rows must be between 1 and 3"):
+        index.ids([UNKNOWN_ROW])
+    with pytest.raises(ValueError, match="without duplicates"):
+        MovieIndex([1, 1])
+
+
+def test_keras_lookup_agrees_with_movie_index():
+    index = MovieIndex([100, 10, 50])
+    lookup = keras.layers.IntegerLookup(vocabulary=index.movie_ids, num_oov_indices=1)
+    ids = np.array([10, 50, 100, 7, 1000])
+    np.testing.assert_array_equal(np.asarray(lookup(ids)), index.rows(ids))
+
+
+def _tiny_model(use_bias=True, seed=0):
+    keras.utils.set_random_seed(seed)
+    config = TrainingConfig.preset(
+        "default" if use_bias else "card",
+        embedding_dim=4,
+        epochs=3,
+        batch_size=8,
+        validation_fraction=0.0,
+        steps_per_execution=2,
+        seed=seed,
+    )
+    index = MovieIndex([10, 50, 100])
+    model = model_module.build_model(3, index, config, mean_rating=3.5)
+    rng = np.random.default_rng(seed)
+    profiles = rng.integers(0, 3, 60)
+    movies = rng.choice(index.movie_ids, 60)
+    ratings = (1 + (profiles + movies // 10) % 5).astype("float32")
+    model_module.train_model(model, profiles, movies, ratings, config, verbose=0)
+    model_module.settle_unknown_movie(model, 3.5)
+    return model
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_one_score_per_row_each_from_its_own_ids(use_bias):
+    model = _tiny_model(use_bias)
+    profiles = np.array([2, 0, 1, 2])
+    movies = np.array([10, 50, 100, 50])
+    batch = model.predict([profiles, movies], verbose=0)
+    assert batch.shape == (4, 1)
+    alone = [
+        model.predict([profiles[i : i + 1], movies[i : i + 1]], verbose=0)[0, 0]
+        for i in range(4)
+    ]
+    np.testing.assert_allclose(batch[:, 0], alone, rtol=1e-6)
+    # Reordering the batch reorders the scores and changes nothing else.
+    shuffled = model.predict([profiles[::-1], movies[::-1]], verbose=0)
+    np.testing.assert_allclose(shuffled[::-1, 0], batch[:, 0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_unknown_movie_scores_as_the_model_card_says(use_bias):
+    model = _tiny_model(use_bias)
+    weights = model_module.export_weights(model)
+    scores = model.predict([np.arange(3), np.array([7, 7, 7])], verbose=0)[:, 0]
+    expected = weights["profile_bias"] + 3.5 if use_bias else np.zeros(3)
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+
+
+def test_numpy_scores_equal_keras_for_every_profile_and_movie():
+    from profile_rec.recommender import ProfileRecommender
+
+    model = _tiny_model()
+    weights = model_module.export_weights(model)
+    weights["rating_count"] = np.ones((3, 4), dtype=np.int32)
+    profiles, movies = np.meshgrid(np.arange(3), np.array([10, 50, 100, 7]))
+    keras_scores = model.predict([profiles.ravel(), movies.ravel()], verbose=0)[:, 0]
+    numpy_scores = ProfileRecommender.predict(
+        _Scorer(weights), profiles.ravel(), movies.ravel()
+    )
+    np.testing.assert_allclose(numpy_scores, keras_scores, atol=1e-5)
+
+
+class _Scorer:
+    """Just what ``ProfileRecommender.predict`` reads."""
+
+    def __init__(self, weights):
+        self.weights = weights
+        self.n_profiles = 3
+        self.movie_index = MovieIndex([10, 50, 100])
+
+
+def test_same_seed_gives_identical_weights():
+    first = model_module.export_weights(_tiny_model(seed=3))
+    second = model_module.export_weights(_tiny_model(seed=3))
+    other = model_module.export_weights(_tiny_model(seed=4))
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    assert not np.array_equal(first["movie_embedding"], other["movie_embedding"])
+
+
+def test_keras_file_alone_scores_raw_movie_ids(tmp_path):
+    model = _tiny_model()
+    path = tmp_path / "profile_based_recommendation_model.keras"
+    model.save(path)
+    expected = model.predict([np.array([2, 2, 2]), np.array([10, 50, 100])], verbose=0)
+    # A fresh interpreter that never imports profile_rec, as a user with only the
+    # file would do it.
+    script = textwrap.dedent(
+        f"""
+        import keras, numpy as np
+        model = keras.models.load_model({str(path)!r})
+        print(model.predict([np.array([2, 2, 2]), np.array([10, 50, 100])],
+                            verbose=0).ravel().tolist())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    scores = eval(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(scores, expected.ravel(), atol=1e-6)
+
+
+def test_training_stops_early_and_keeps_the_best_epoch():
+    keras.utils.set_random_seed(0)
+    config = TrainingConfig.preset(
+        "default",
+        embedding_dim=8,
+        epochs=40,
+        batch_size=16,
+        learning_rate=0.05,
+        patience=1,
+        validation_fraction=0.3,
+        steps_per_execution=1,
+    )
+    index = MovieIndex(np.arange(1, 31))
+    model = model_module.build_model(2, index, config, mean_rating=3.0)
+    rng = np.random.default_rng(0)
+    # Pure noise: validation loss stops improving quickly.
+    profiles = rng.integers(0, 2, 300)
+    movies = rng.integers(1, 31, 300)
+    ratings = rng.integers(1, 6, 300).astype("float32")
+    history = model_module.train_model(
+        model, profiles, movies, ratings, config, verbose=0
+    )
+    assert len(history["loss"]) < 40
+    best = int(np.argmin(history["val_loss"]))
+    assert len(history["loss"]) == best + 1 + config.patience

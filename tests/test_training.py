@@ -1,0 +1,266 @@
+"""Train on generated MovieLens data, save, load back and recommend."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from profile_rec.cli import app
+from profile_rec.config import TrainingConfig
+from profile_rec.data import GENRES, OCCUPATIONS, load_movielens
+from profile_rec.profiles import InvalidPersonError
+from profile_rec.recommender import (
+    ARTIFACT_FILES,
+    CONFIG_FILE,
+    MODEL_FILE,
+    MOVIES_FILE,
+    ArtifactError,
+    ProfileRecommender,
+)
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "n_profiles": 4,
+    "embedding_dim": 8,
+    "epochs": 3,
+    "batch_size": 64,
+    "steps_per_execution": 4,
+}
+PERSON = {
+    "age": 25,
+    "gender": "F",
+    "occupation": "programmer",
+    "genres": ["Comedy", "Romance"],
+}
+
+
+@pytest.fixture(scope="module")
+def trained(ml1m_dir):
+    from profile_rec.training import train
+
+    data = load_movielens(ml1m_dir)
+    return data, train(data, TrainingConfig.preset("default", **SMALL), verbose=0)
+
+
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+    _, recommender = trained
+    return recommender.save_pretrained(tmp_path_factory.mktemp("run") / "artifacts")
+
+
+def test_artifact_folder_holds_every_file_and_no_ratings(saved, trained):
+    data, _ = trained
+    assert sorted(p.name for p in saved.iterdir()) == sorted(ARTIFACT_FILES)
+    movies = pd.read_csv(saved / MOVIES_FILE)
+    assert list(movies.columns) == ["movie_id", "title", "year", "genres"]
+    assert set(movies["movie_id"]) == set(data.ratings["movie_id"])
+    config = json.loads((saved / CONFIG_FILE).read_text())
+    assert config["vocabulary"]["occupations"] == list(OCCUPATIONS)
+    assert config["vocabulary"]["genres"] == list(GENRES)
+    assert config["dataset"]["checksum"] == data.checksum
+    assert config["dataset"]["n_ratings"] == len(data.ratings)
+    assert config["movie_ids"] == sorted(data.ratings["movie_id"].unique().tolist())
+    assert sum(p["size"] for p in config["profiles"]) == len(data.users)
+
+
+def test_round_trip_gives_identical_recommendations(saved, trained):
+    _, recommender = trained
+    loaded = ProfileRecommender.from_pretrained(saved)
+    before = recommender.recommend(**PERSON, k=7)
+    after = loaded.recommend(**PERSON, k=7)
+    pd.testing.assert_frame_equal(before, after)
+    np.testing.assert_array_equal(
+        loaded.predicted_ratings, recommender.predicted_ratings
+    )
+    assert len(after) == 7
+    assert after["score"].is_monotonic_decreasing
+    assert (after["profile"] == recommender.assign_profile(**PERSON)).all()
+
+
+def test_numpy_scores_equal_the_saved_keras_model(saved):
+    from profile_rec.model import load_keras_model
+
+    loaded = ProfileRecommender.from_pretrained(saved)
+    keras_model = load_keras_model(saved / MODEL_FILE)
+    profiles, movies = np.meshgrid(
+        np.arange(loaded.n_profiles), loaded.movie_index.movie_ids
+    )
+    expected = keras_model.predict(
+        [profiles.ravel(), movies.ravel()], batch_size=4096, verbose=0
+    )[:, 0]
+    np.testing.assert_allclose(
+        loaded.predict(profiles.ravel(), movies.ravel()), expected, atol=1e-5
+    )
+
+
+def test_exclude_and_k(trained):
+    _, recommender = trained
+    top = recommender.recommend(**PERSON, k=5)
+    without = recommender.recommend(**PERSON, k=5, exclude=top["movie_id"][:2])
+    assert not set(top["movie_id"][:2]) & set(without["movie_id"])
+    assert list(without["movie_id"][:3]) == list(top["movie_id"][2:])
+    everything = recommender.recommend(**PERSON, k=10_000)
+    assert len(everything) == len(recommender.movie_index)
+    with pytest.raises(InvalidPersonError, match="k must be"):
+        recommender.recommend(**PERSON, k=0)
+
+
+def test_batch_equals_one_by_one(trained):
+    _, recommender = trained
+    people = pd.DataFrame(
+        {
+            "age": [25, 56, 1],
+            "gender": ["F", "M", "F"],
+            "occupation": ["programmer", "retired", "K-12 student"],
+            "genres": [("Comedy", "Romance"), ("War",), ("Animation", "Children's")],
+        }
+    )
+    batch = recommender.recommend_batch(people, k=4)
+    for i, person in people.iterrows():
+        alone = recommender.recommend(**person.to_dict(), k=4)
+        rows = batch[batch["person"] == i]
+        assert list(rows["movie_id"]) == list(alone["movie_id"])
+        np.testing.assert_allclose(rows["score"], alone["score"])
+
+
+def test_failed_save_leaves_the_previous_folder_untouched(trained, saved, monkeypatch):
+    _, recommender = trained
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("profile_rec.recommender.write_movie_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        recommender.save_pretrained(saved)
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_an_artifact_folder(
+    trained, tmp_path
+):
+    _, recommender = trained
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactError, match="not a profile-rec artifact folder"):
+        recommender.save_pretrained(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_incomplete_folder_names_the_missing_files(saved, tmp_path):
+    for path in saved.iterdir():
+        if path.name != MODEL_FILE:
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ArtifactError, match=re.escape(MODEL_FILE)):
+        ProfileRecommender.from_pretrained(tmp_path)
+    with pytest.raises(ArtifactError, match="No artifact folder at 'nowhere'"):
+        ProfileRecommender.from_pretrained("nowhere")
+
+
+def test_model_card_is_filled_in(saved):
+    card = (saved / "README.md").read_text()
+    assert card.startswith("---\n")
+    assert "license: apache-2.0" in card and "library_name: keras" in card
+    assert "{{" not in card and "None" not in card
+    assert str(saved) in card
+    assert "| 0 |" in card  # the profiles table
+
+
+def test_card_preset_ranks_by_predicted_rating(ml1m_dir):
+    from profile_rec.training import train
+
+    data = load_movielens(ml1m_dir)
+    card = train(data, TrainingConfig.preset("card", **SMALL), preset="card", verbose=0)
+    assert card.config["training"]["use_bias"] is False
+    np.testing.assert_array_equal(card.ranking_scores, card.predicted_ratings)
+    np.testing.assert_array_equal(card.weights["movie_bias"], 0)
+
+
+runner = CliRunner()
+
+
+def test_cli_train_then_recommend(ml100k_dir, tmp_path):
+    out = tmp_path / "artifacts"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(ml100k_dir),
+            "--profiles",
+            "3",
+            "--epochs",
+            "2",
+            "--embedding-dim",
+            "8",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Loaded ml-100k" in result.output
+    assert "Sample: 25-34, F, programmer" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--model",
+            str(out),
+            "--age",
+            "30",
+            "--gender",
+            "M",
+            "--occupation",
+            "writer",
+            "--genres",
+            "Drama,Comedy",
+            "-k",
+            "3",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    expected = ProfileRecommender.from_pretrained(out).recommend(
+        age=30, gender="M", occupation="writer", genres=["Drama", "Comedy"], k=3
+    )
+    assert [r["movie_id"] for r in rows] == expected["movie_id"].tolist()
+    assert [r["title"] for r in rows] == expected["title"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--occupation", "astronaut"], "Unknown occupation 'astronaut'"),
+        (["--genres", "Telenovela"], "Unknown genre 'Telenovela'"),
+        (["--exclude", "1,x"], "--exclude takes comma-separated movie ids"),
+    ],
+)
+def test_cli_recommend_bad_input_is_one_line_without_traceback(saved, args, message):
+    base = {
+        "--model": str(saved),
+        "--age": "25",
+        "--gender": "F",
+        "--occupation": "programmer",
+        "--genres": "Comedy",
+    }
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    result = runner.invoke(app, ["recommend", *sum(base.items(), ())])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_train_refuses_a_foreign_out_folder(ml100k_dir, tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    result = runner.invoke(
+        app, ["train", "--out", str(tmp_path), "--data-dir", str(ml100k_dir)]
+    )
+    assert result.exit_code == 1
+    assert "not a profile-rec artifact folder" in result.output
+    assert (tmp_path / "keep.txt").read_text() == "mine"
