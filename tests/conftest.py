@@ -25,6 +25,18 @@ import pytest  # noqa: E402
 
 from profile_rec.synthetic import write_movielens_1m, write_movielens_100k  # noqa: E402
 
+# The Hub-compatible test server and its ``hub_server`` fixture.
+pytest_plugins = ["hub_server"]
+
+#: A small but complete training configuration for tests.
+TINY_TRAINING = {
+    "n_profiles": 4,
+    "embedding_dim": 8,
+    "epochs": 3,
+    "batch_size": 64,
+    "steps_per_execution": 4,
+}
+
 
 @pytest.fixture(scope="session")
 def ml1m_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -64,3 +76,20 @@ def ml100k_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         n_ratings=1_500,
         seed=0,
     )
+
+
+def train_tiny(data_dir: Path, out: Path, *, seed: int = 0) -> Path:
+    """Train a small model on ``data_dir`` and save its artifact folder at ``out``."""
+    from profile_rec.config import TrainingConfig
+    from profile_rec.data import load_movielens
+    from profile_rec.training import train
+
+    config = TrainingConfig.preset("default", seed=seed, **TINY_TRAINING)
+    recommender = train(load_movielens(data_dir), config, verbose=0)
+    return recommender.save_pretrained(out)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(ml1m_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained artifact folder (tiny model on ``ml1m_dir``); treat it as read-only."""
+    return train_tiny(ml1m_dir, tmp_path_factory.mktemp("trained") / "artifacts")

@@ -13,10 +13,11 @@ from profile_rec.config import TrainingConfig
 from profile_rec.data import GENRES, OCCUPATIONS, load_movielens
 from profile_rec.profiles import InvalidPersonError
 from profile_rec.recommender import (
-    ARTIFACT_FILES,
     CONFIG_FILE,
     MODEL_FILE,
     MOVIES_FILE,
+    PLOT_FILE,
+    PUBLISHED_FILES,
     ArtifactError,
     ProfileRecommender,
 )
@@ -54,7 +55,7 @@ def saved(trained, tmp_path_factory):
 
 def test_artifact_folder_holds_every_file_and_no_ratings(saved, trained):
     data, _ = trained
-    assert sorted(p.name for p in saved.iterdir()) == sorted(ARTIFACT_FILES)
+    assert sorted(p.name for p in saved.iterdir()) == sorted(PUBLISHED_FILES)
     movies = pd.read_csv(saved / MOVIES_FILE)
     assert list(movies.columns) == ["movie_id", "title", "year", "genres"]
     assert set(movies["movie_id"]) == set(data.ratings["movie_id"])
@@ -95,6 +96,16 @@ def test_numpy_scores_equal_the_saved_keras_model(saved):
     np.testing.assert_allclose(
         loaded.predict(profiles.ravel(), movies.ravel()), expected, atol=1e-5
     )
+
+
+def test_unzipped_keras_folder_loads_like_the_keras_file(saved):
+    from profile_rec.model import load_keras_model
+
+    ids = [np.array([0, 1, 2]), np.array([1, 2, 3])]
+    from_file = load_keras_model(saved / MODEL_FILE).predict(ids, verbose=0)
+    from_folder = load_keras_model(saved).predict(ids, verbose=0)
+    np.testing.assert_array_equal(from_folder, from_file)
+    assert (saved / PLOT_FILE).read_bytes().startswith(b"\x89PNG")
 
 
 def test_exclude_and_k(trained):

@@ -34,19 +34,47 @@ def _results_markdown(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def eval_results(config: dict[str, Any], metrics: dict[str, Any]) -> list:
+    """The measured metrics as model-index entries, so the Hub shows them."""
+    from huggingface_hub import EvalResult
+
+    dataset = config["dataset"]
+    common = {
+        "dataset_type": DATASET_IDS.get(dataset["name"], dataset["name"]),
+        "dataset_name": DATASET_LABELS.get(dataset["name"], dataset["name"]),
+    }
+    training = metrics.get("training", {})
+    results = []
+    for key, name in (("val_rmse", "RMSE"), ("val_mae", "MAE")):
+        if key in training:
+            results.append(
+                EvalResult(
+                    task_type="tabular-regression",
+                    task_name="Rating prediction (held-out ratings)",
+                    metric_type=name.lower(),
+                    metric_name=f"Validation {name}",
+                    metric_value=round(float(training[key]), 4),
+                    **common,
+                )
+            )
+    return results
+
+
 def render_card(
     config: dict[str, Any],
     metrics: dict[str, Any],
     *,
     location: str,
+    on_hub: bool = False,
 ) -> str:
     """The model card for a trained model, as Markdown with YAML metadata.
 
-    ``location`` (a Hub repo id or a local folder) fills in the usage examples.
+    ``location`` (a Hub repo id when ``on_hub``, else a local folder) fills in the
+    usage examples.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    from .recommender import MODEL_FILE, PIPELINE_FILE
+    from .recommender import MODEL_FILE, PIPELINE_FILE, PLOT_FILE
 
     dataset = config["dataset"]
     training = config["training"]
@@ -56,7 +84,8 @@ def render_card(
         library_name="keras",
         tags=["recommender-system", "cold-start", "movielens", "keras", "tabular"],
         datasets=[DATASET_IDS.get(dataset["name"], dataset["name"])],
-        pipeline_tag=None,
+        model_name=location.rstrip("/").split("/")[-1] if on_hub else "profile-rec",
+        eval_results=eval_results(config, metrics),
     )
     profiles = [
         {
@@ -98,6 +127,7 @@ def render_card(
         results=_results_markdown(metrics),
         last_year=config["last_year"],
         location=location,
-        files={"model": MODEL_FILE, "pipeline": PIPELINE_FILE},
+        on_hub=on_hub,
+        files={"model": MODEL_FILE, "pipeline": PIPELINE_FILE, "plot": PLOT_FILE},
     )
     return str(card)

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data import GENRES, OCCUPATIONS
 from .mapping import MovieIndex
 from .profiles import (
     GENRE_COLUMNS,
     InvalidPersonError,
+    _match_choice,
     feature_frame,
-    person_frame,
+    normalize_age,
+    normalize_gender,
+    normalize_genres,
 )
 
 MODEL_FILE = "profile_based_recommendation_model.keras"
@@ -33,6 +38,7 @@ MOVIES_FILE = "movies.csv"
 CONFIG_FILE = "profile_rec_config.json"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
+PLOT_FILE = "profiles.png"
 
 #: Files every artifact folder holds; ``from_pretrained`` needs all of them.
 ARTIFACT_FILES = (
@@ -43,7 +49,13 @@ ARTIFACT_FILES = (
     MODEL_FILE,
     METRICS_FILE,
     CARD_FILE,
+    PLOT_FILE,
 )
+#: The Keras model again, unzipped at the folder's root, where Keras' own Hub loader
+#: (``keras.saving.load_model("hf://user/repo")``) looks for it.
+KERAS_FOLDER_FILES = ("config.json", "metadata.json", "model.weights.h5")
+#: Everything ``save_pretrained`` writes, and all that is published to the Hub.
+PUBLISHED_FILES = ARTIFACT_FILES + KERAS_FOLDER_FILES
 FORMAT_VERSION = 1
 _WEIGHT_NAMES = (
     "profile_embedding",
@@ -104,7 +116,25 @@ class ProfileAssigner:
         return np.hstack(blocks)
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
-        x = self.transform(frame)
+        return self._nearest(self.transform(frame))
+
+    def assign_person(
+        self, age: int, gender: str, occupation: str, genres: tuple[str, ...]
+    ) -> int:
+        """``assign`` for one person's valid values, without building a frame.
+
+        A one-row DataFrame costs several times more than the rest of a
+        recommendation; the features built here equal ``transform``'s row.
+        """
+        x = np.zeros((1, self._centers.shape[1]))
+        offset = 0
+        for value, lookup in zip((age, gender, occupation), self._lookup, strict=True):
+            x[0, offset + lookup[value]] = self._demo_weight
+            offset += len(lookup)
+        x[0, offset:] = [self._genre_weight * (g in genres) for g in GENRES]
+        return int(self._nearest(x)[0])
+
+    def _nearest(self, x: np.ndarray) -> np.ndarray:
         # Squared distances up to a per-row constant, as KMeans.predict ranks them.
         distances = self._center_norms[None, :] - 2.0 * x @ self._centers.T
         return distances.argmin(axis=1)
@@ -129,8 +159,7 @@ class ProfileRecommender:
         movies: pd.DataFrame,
         config: dict[str, Any],
         metrics: dict[str, Any] | None = None,
-        files: dict[str, Path] | None = None,
-        keras_model: bytes | None = None,
+        files: dict[str, Path | bytes] | None = None,
     ) -> None:
         missing = [name for name in _WEIGHT_NAMES if name not in weights]
         if missing:
@@ -140,8 +169,9 @@ class ProfileRecommender:
         self.config = config
         self.metrics = metrics or {}
         self.movie_index = MovieIndex(config["movie_ids"])
+        # The Keras model, the plot and the card: kept as given (paths or bytes) and
+        # only read again by save_pretrained.
         self._files = dict(files or {})
-        self._keras_model = keras_model
         self._check_consistency(movies)
         table = movies[["movie_id", "title", "year", "genres"]].astype(
             {"movie_id": "int64", "title": object, "year": "Int16"}
@@ -290,12 +320,15 @@ class ProfileRecommender:
             write_movie_table(self.movies, stage / MOVIES_FILE)
             _write_json(stage / CONFIG_FILE, self.config)
             _write_json(stage / METRICS_FILE, self.metrics)
-            if self._keras_model is not None:
-                (stage / MODEL_FILE).write_bytes(self._keras_model)
-            else:
-                shutil.copyfile(self._files[MODEL_FILE], stage / MODEL_FILE)
+            for name in (MODEL_FILE, PLOT_FILE):
+                if name not in self._files:
+                    raise ArtifactError(f"This recommender has no {name} to save.")
+                _write_payload(self._files[name], stage / name)
+            with zipfile.ZipFile(stage / MODEL_FILE) as archive:
+                for name in KERAS_FOLDER_FILES:
+                    (stage / name).write_bytes(archive.read(name))
             if card is None and CARD_FILE in self._files:
-                card = Path(self._files[CARD_FILE]).read_text(encoding="utf-8")
+                card = _read_payload(self._files[CARD_FILE]).decode("utf-8")
             if card is None:
                 from .card import render_card
 
@@ -359,10 +392,14 @@ class ProfileRecommender:
         genres: Iterable[str] | str,
     ) -> int:
         """The profile id of a person; see :meth:`recommend` for the arguments."""
-        frame = person_frame(
-            age=age, gender=gender, occupation=occupation, genres=genres
+        # Checked as profiles.person_frame checks, but with no frame (see
+        # ProfileAssigner.assign_person).
+        return self._assigner.assign_person(
+            normalize_age(age),
+            normalize_gender(gender),
+            _match_choice(occupation, OCCUPATIONS, "occupation"),
+            normalize_genres(genres),
         )
-        return int(self._assigner.assign(frame)[0])
 
     def recommend(
         self,
@@ -505,6 +542,17 @@ def write_movie_table(movies: pd.DataFrame, path: str | os.PathLike) -> None:
     table = movies[["movie_id", "title", "year", "genres"]].copy()
     table["genres"] = ["|".join(g) for g in table["genres"]]
     table.to_csv(path, index=False, encoding="utf-8")
+
+
+def _read_payload(source: Path | bytes) -> bytes:
+    return source if isinstance(source, bytes) else Path(source).read_bytes()
+
+
+def _write_payload(source: Path | bytes, path: Path) -> None:
+    if isinstance(source, bytes):
+        path.write_bytes(source)
+    else:
+        shutil.copyfile(source, path)
 
 
 def _write_json(path: Path, value: Any) -> None:

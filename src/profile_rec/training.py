@@ -15,7 +15,8 @@ from .config import TrainingConfig
 from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, MovieLens
 from .mapping import MovieIndex
 from .profiles import favourite_genres, make_profile_pipeline, user_feature_frame
-from .recommender import FORMAT_VERSION, ProfileRecommender
+from .plots import profiles_png
+from .recommender import FORMAT_VERSION, MODEL_FILE, PLOT_FILE, ProfileRecommender
 
 
 def library_versions() -> dict[str, str]:
@@ -204,5 +205,5 @@ def train(
         movies=rated.reset_index(drop=True),
         config=config_json,
         metrics=metrics,
-        keras_model=keras_bytes,
+        files={MODEL_FILE: keras_bytes, PLOT_FILE: profiles_png(config_json)},
     )
