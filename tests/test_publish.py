@@ -268,3 +268,54 @@ def test_config_that_disagrees_with_the_model_is_refused(hub_server, artifacts):
     result = run_cli("--repo", REPO, "--artifacts", str(artifacts), "--dry-run")
     assert result.exit_code == 1
     assert "disagree on occupations" in result.output
+
+
+SPACE = "alice/profile-rec-demo"
+
+
+def test_space_is_deployed_with_the_app_and_its_variables(hub_server, artifacts):
+    from profile_rec.space import space_files
+
+    result = run_cli(
+        "--repo", REPO, "--artifacts", str(artifacts), "--token", ALICE_TOKEN,
+        "--space", SPACE,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"Space deployed: {hub_server.url}/spaces/{SPACE}" in result.output
+    space = hub_server.repo(SPACE, "space")
+    assert space.sdk == "gradio"
+    uploaded = hub_server.files(SPACE, repo_type="space")
+    uploaded.pop(".gitattributes", None)
+    assert uploaded == space_files(REPO, None)
+    assert len(hub_server.commits(SPACE, "space")) == 2  # created, then one upload
+    assert {k: v["value"] for k, v in space.variables.items()} == {
+        "MODEL_REPO": REPO,
+        "MODEL_REVISION": "main",
+    }
+
+
+def test_a_refused_space_still_publishes_the_model(hub_server, artifacts):
+    hub_server.refuse_spaces = True
+    result = run_cli(
+        "--repo", REPO, "--artifacts", str(artifacts), "--token", ALICE_TOKEN,
+        "--space", SPACE,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "would not create the Space" in result.output
+    assert f"MODEL_REPO={REPO} python space_app/app.py" in result.output
+    assert "Traceback" not in result.output
+    assert set(hub_server.files(REPO)) - {".gitattributes"} == set(PUBLISHED_FILES)
+    assert ("space", SPACE) not in hub_server._repos
+
+
+def test_dry_run_lists_the_space_files_too(hub_server, artifacts):
+    from profile_rec.space import space_files
+
+    result = run_cli(
+        "--repo", REPO, "--artifacts", str(artifacts), "--space", SPACE, "--dry-run"
+    )
+    assert result.exit_code == 0, result.output
+    assert f"files to the Space {SPACE}" in result.output
+    for name in space_files(REPO, None):
+        assert name in result.output
+    assert hub_server.request_log == []

@@ -7,6 +7,7 @@ from typing import Any
 
 DATASET_LABELS = {"ml-1m": "MovieLens 1M", "ml-100k": "MovieLens 100K"}
 DATASET_IDS = {"ml-1m": "movielens-1m", "ml-100k": "movielens-100k"}
+DATASET_YEARS = {"ml-1m": "2000 to 2003", "ml-100k": "1997 and 1998"}
 
 
 def template_text() -> str:
@@ -18,7 +19,7 @@ def template_text() -> str:
 
 
 def _share_list(shares: dict[str, float], n: int = 2) -> str:
-    items = sorted(shares.items(), key=lambda kv: -kv[1])[:n]
+    items = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return ", ".join(f"{name} ({share:.0%})" for name, share in items if share > 0)
 
 
@@ -26,11 +27,20 @@ def _results_markdown(metrics: dict[str, Any]) -> str:
     training = metrics.get("training", {})
     lines = ["| measure | value |", "|---|---|"]
     lines.append(f"| epochs run | {training.get('epochs_run', '-')} |")
-    lines.append(f"| final training MSE | {training.get('loss', float('nan')):.4f} |")
-    lines.append(f"| final training MAE | {training.get('mae', float('nan')):.4f} |")
+    lines.append(
+        f"| training MSE, last epoch | {training.get('loss', float('nan')):.4f} |"
+    )
+    lines.append(
+        f"| training MAE, last epoch | {training.get('mae', float('nan')):.4f} |"
+    )
     if "val_rmse" in training:
-        lines.append(f"| validation RMSE (best epoch) | {training['val_rmse']:.4f} |")
-        lines.append(f"| validation MAE (best epoch) | {training['val_mae']:.4f} |")
+        best = training.get("best_epoch", "-")
+        lines.append(
+            f"| validation RMSE, best epoch ({best}) | {training['val_rmse']:.4f} |"
+        )
+        lines.append(
+            f"| validation MAE, best epoch ({best}) | {training['val_mae']:.4f} |"
+        )
     return "\n".join(lines)
 
 
@@ -126,8 +136,9 @@ def render_card(
         profiles=profiles,
         results=_results_markdown(metrics),
         last_year=config["last_year"],
+        collected=DATASET_YEARS.get(dataset["name"], "the years the ratings cover"),
         location=location,
         on_hub=on_hub,
         files={"model": MODEL_FILE, "pipeline": PIPELINE_FILE, "plot": PLOT_FILE},
     )
-    return str(card)
+    return str(card).rstrip("\n") + "\n"

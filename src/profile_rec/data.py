@@ -139,9 +139,9 @@ _MAX_RAW_AGE = 120
 _INT32_MAX = np.iinfo(np.int32).max
 
 _HOW_TO_GET_DATA = (
-    "Call load_movielens() without a folder to download ML-1M, or download "
+    "Leave out the folder (--data-dir) to download ML-1M, or download "
     "ml-1m.zip or ml-100k.zip from https://grouplens.org/datasets/movielens/ "
-    "and pass the zip or the folder it extracts to."
+    "and pass the zip or the folder it extracts to (--data-dir PATH)."
 )
 
 _DOWNLOAD_TIMEOUT = 60  # seconds without data before a download gives up
@@ -456,7 +456,7 @@ def _read_zip(path: Path) -> tuple[str, dict[str, bytes], str]:
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise DataError(
             f"{path} is damaged or not a zip file ({exc}). Delete it and download "
-            "it again; load_movielens() without a folder downloads a fresh ML-1M."
+            "it again; leaving out --data-dir downloads a fresh ML-1M."
         ) from exc
     return name, raw_files, checksum
 
@@ -1027,7 +1027,10 @@ def _stream(url: str, file: io.BufferedWriter, label: str, *, progress: bool) ->
     request = urllib.request.Request(url, headers={"User-Agent": "profile-rec"})
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
-    hint = "or download the file by hand and pass its path to load_movielens()."
+    hint = (
+        "or download ml-1m.zip by hand and pass it with --data-dir PATH "
+        "(load_movielens(PATH) in Python)."
+    )
     try:
         with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT) as response:
             length = int(response.headers.get("Content-Length") or 0) or None
