@@ -548,7 +548,7 @@ def test_missing_file_names_the_file_and_folder(tmp_path):
 
     message = str(excinfo.value)
     assert f"users.dat is missing from {folder}" in message
-    assert "load_movielens() without a folder to download ML-1M" in message
+    assert "Leave out the folder (--data-dir) to download ML-1M" in message
 
 
 def test_folder_without_movielens_files(tmp_path):

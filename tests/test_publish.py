@@ -319,3 +319,16 @@ def test_dry_run_lists_the_space_files_too(hub_server, artifacts):
     for name in space_files(REPO, None):
         assert name in result.output
     assert hub_server.request_log == []
+
+
+def test_a_network_error_wrapped_by_the_client_counts_as_transient():
+    from profile_rec.publishing import is_transient
+
+    try:
+        try:
+            raise ConnectionError("connection refused")
+        except ConnectionError as cause:
+            raise RuntimeError("Error while uploading a file to the Hub.") from cause
+    except RuntimeError as wrapped:
+        assert is_transient(wrapped)
+    assert not is_transient(RuntimeError("a bug"))

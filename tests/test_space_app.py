@@ -522,7 +522,7 @@ def test_space_whose_model_is_missing_still_serves_a_page(hub_server, tmp_path):
             client.predict(*PERSON_ARGS, 5, api_name="/recommend")
     assert page.status_code == 200
     assert "The model is not available" in page.text
-    assert "RepositoryNotFoundError" in page.text
+    assert "no Hub repo" in page.text and "alice/not-published" in page.text
     assert not any("Traceback" in line for line in app.output)
 
 

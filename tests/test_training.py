@@ -157,7 +157,7 @@ def test_refuses_to_overwrite_a_folder_that_is_not_an_artifact_folder(
 ):
     _, recommender = trained
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ArtifactError, match="not a profile-rec artifact folder"):
+    with pytest.raises(ArtifactError, match="not profile-rec artifacts"):
         recommender.save_pretrained(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -273,5 +273,114 @@ def test_cli_train_refuses_a_foreign_out_folder(ml100k_dir, tmp_path):
         app, ["train", "--out", str(tmp_path), "--data-dir", str(ml100k_dir)]
     )
     assert result.exit_code == 1
-    assert "not a profile-rec artifact folder" in result.output
+    assert "not profile-rec artifacts" in result.output
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def _damage(folder, name, how):
+    path = folder / name
+    if how == "random bytes":
+        path.write_bytes(b"\x00garbage" * 10)
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "json list":
+        path.write_text("[1, 2]")
+    elif how == "nan weights":
+        with np.load(path) as npz:
+            arrays = dict(npz)
+        arrays["movie_bias"][3] = np.nan
+        np.savez(path, **arrays)
+    elif how == "duplicated row":
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:3] + lines[2:]))
+
+
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [
+        ("profile_pipeline.skops", "random bytes"),
+        ("profile_pipeline.skops", "empty"),
+        ("profile_rec_config.json", "random bytes"),
+        ("profile_rec_config.json", "json list"),
+        ("metrics.json", "random bytes"),
+        ("scoring_weights.npz", "empty"),
+        ("scoring_weights.npz", "nan weights"),
+        ("movies.csv", "empty"),
+        ("movies.csv", "duplicated row"),
+    ],
+)
+def test_damaged_artifacts_give_one_clear_error(saved, tmp_path, name, how):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for path in saved.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    _damage(folder, name, how)
+    with pytest.raises(ArtifactError, match=re.escape(name.split(".")[0])):
+        ProfileRecommender.from_pretrained(folder)
+    args = ["recommend", "--model", str(folder), "--age", "25", "--gender", "F"]
+    args += ["--occupation", "writer", "--genres", "Drama"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert "pickle" not in result.output
+
+
+def test_exclude_edge_cases(trained):
+    _, recommender = trained
+    every = recommender.movie_index.movie_ids.tolist()
+    with pytest.raises(InvalidPersonError, match="nothing is left"):
+        recommender.recommend(**PERSON, exclude=every)
+    one_left = recommender.recommend(**PERSON, exclude=every[1:], k=5)
+    assert one_left["movie_id"].tolist() == every[:1]
+    huge = recommender.recommend(**PERSON, exclude=[10**30], k=3)
+    assert len(huge) == 3
+    for bad in ("318", [318.9], [True], None):
+        with pytest.raises(InvalidPersonError, match="exclude must be"):
+            recommender.recommend(**PERSON, exclude=bad)
+    with pytest.raises(InvalidPersonError, match="genres must be"):
+        recommender.recommend(**{**PERSON, "genres": None})
+
+
+def test_retraining_never_deletes_files_it_did_not_write(trained, saved, tmp_path):
+    _, recommender = trained
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for path in saved.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(ArtifactError, match=r"not profile-rec artifacts \(notes.txt\)"):
+        recommender.save_pretrained(folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_the_current_folder_is_never_replaced(trained, tmp_path, monkeypatch):
+    _, recommender = trained
+    folder = tmp_path / "here"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    with pytest.raises(ArtifactError, match="is the current folder"):
+        recommender.save_pretrained(".")
+    recommender.save_pretrained("artifacts")
+    recommender.save_pretrained("artifacts")  # replaces its own folder
+    assert [p.name for p in folder.iterdir()] == ["artifacts"]
+    assert sorted(p.name for p in (folder / "artifacts").iterdir()) == sorted(
+        PUBLISHED_FILES
+    )
+
+
+def test_too_few_users_for_the_profiles_is_refused_before_training(ml100k_dir):
+    from profile_rec.data import DataError
+    from profile_rec.training import train
+
+    data = load_movielens(ml100k_dir)
+    config = TrainingConfig.preset("default", n_profiles=len(data.users) + 1)
+    with pytest.raises(DataError, match=f"--profiles {len(data.users)} or fewer"):
+        train(data, config, verbose=0)
+
+
+def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(saved):
+    typo = f"{saved.parent.name}/artefacts"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(saved.parent.parent)
+        with pytest.raises(ArtifactError, match="No artifact folder at"):
+            ProfileRecommender.from_pretrained(typo)

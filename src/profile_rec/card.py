@@ -25,7 +25,12 @@ def _share_list(shares: dict[str, float], n: int = 2) -> str:
 
 def _results_markdown(metrics: dict[str, Any]) -> str:
     training = metrics.get("training", {})
-    lines = ["| measure | value |", "|---|---|"]
+    lines = []
+    if "evaluation" in metrics:
+        from .evaluation import results_markdown
+
+        lines += [results_markdown(metrics["evaluation"]), "", "**Training**", ""]
+    lines += ["| measure | value |", "|---|---|"]
     lines.append(f"| epochs run | {training.get('epochs_run', '-')} |")
     lines.append(
         f"| training MSE, last epoch | {training.get('loss', float('nan')):.4f} |"
@@ -45,7 +50,11 @@ def _results_markdown(metrics: dict[str, Any]) -> str:
 
 
 def eval_results(config: dict[str, Any], metrics: dict[str, Any]) -> list:
-    """The measured metrics as model-index entries, so the Hub shows them."""
+    """The measured metrics as model-index entries, so the Hub shows them.
+
+    The evaluation on held-out users when the model has one, else the rating error
+    on the ratings held out for early stopping.
+    """
     from huggingface_hub import EvalResult
 
     dataset = config["dataset"]
@@ -53,6 +62,10 @@ def eval_results(config: dict[str, Any], metrics: dict[str, Any]) -> list:
         "dataset_type": DATASET_IDS.get(dataset["name"], dataset["name"]),
         "dataset_name": DATASET_LABELS.get(dataset["name"], dataset["name"]),
     }
+    if "evaluation" in metrics:
+        from .evaluation import eval_results as evaluation_results
+
+        return evaluation_results(metrics["evaluation"])
     training = metrics.get("training", {})
     results = []
     for key, name in (("val_rmse", "RMSE"), ("val_mae", "MAE")):
@@ -84,7 +97,8 @@ def render_card(
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    from .recommender import MODEL_FILE, PIPELINE_FILE, PLOT_FILE
+    from .config import describe_ranking, ranking_of
+    from .recommender import EVALUATION_PLOT_FILE, MODEL_FILE, PIPELINE_FILE, PLOT_FILE
 
     dataset = config["dataset"]
     training = config["training"]
@@ -117,7 +131,7 @@ def render_card(
         ("epochs (most)", training["epochs"]),
         ("batch size", training["batch_size"]),
         ("early-stopping validation share", training["validation_fraction"]),
-        ("ranking prior", training["rank_prior"]),
+        ("ranking", ranking_of(training)),
         ("seed", training["seed"]),
     ]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(config["versions"].items()))
@@ -130,11 +144,15 @@ def render_card(
         dataset=dataset,
         training=training,
         training_rows=rows,
+        ranking=describe_ranking(training),
         preset=config.get("preset", "default"),
         versions=versions,
         unknown_movie=config["unknown_movie"][0].lower() + config["unknown_movie"][1:],
         profiles=profiles,
         results=_results_markdown(metrics),
+        evaluation_plot=EVALUATION_PLOT_FILE
+        if "new_user" in metrics.get("evaluation", {})
+        else None,
         last_year=config["last_year"],
         collected=DATASET_YEARS.get(dataset["name"], "the years the ratings cover"),
         location=location,

@@ -82,24 +82,39 @@ def train_model(
     With ``config.validation_fraction > 0`` a seeded share of the ratings is held
     out, training stops after ``config.patience`` epochs without a better validation
     loss, and the best weights are kept.
+
+    For speed, what is fitted is a twin of ``model`` that takes embedding rows
+    instead of movie ids: the ids are looked up once, up front, with ``model``'s
+    own lookup layer, and without a lookup table in it each training step of a
+    long run is XLA-compiled, which halves its time on CPU. The twin shares every
+    other layer, so ``model`` ends up with the trained weights; ``model`` itself
+    stays uncompiled, so its saved file holds no optimizer state. The losses equal
+    those of a plain ``model.fit`` of ``model`` up to float rounding.
     """
     profile_ids = np.asarray(profile_ids, dtype=np.int32)
     movie_ids = np.asarray(movie_ids, dtype=np.int32)
     ratings = np.asarray(ratings, dtype=np.float32)
-    model.compile(
+    n_val = 0
+    if config.validation_fraction > 0:
+        n_val = max(1, int(round(len(ratings) * config.validation_fraction)))
+    n_steps = config.epochs * -(-(len(ratings) - n_val) // config.batch_size)
+    fitted, movie_inputs = _without_movie_lookup(model, movie_ids)
+    fitted.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss="mse",
         metrics=["mae", keras.metrics.RootMeanSquaredError(name="rmse")],
         steps_per_execution=config.steps_per_execution,
+        jit_compile=fitted is not model and n_steps >= _MIN_STEPS_FOR_XLA,
     )
+
     callbacks = []
     validation = None
-    if config.validation_fraction > 0:
+    if n_val:
         order = np.random.default_rng(config.seed).permutation(len(ratings))
-        n_val = max(1, int(round(len(ratings) * config.validation_fraction)))
         val, fit = order[:n_val], order[n_val:]
-        validation = ([profile_ids[val], movie_ids[val]], ratings[val])
-        profile_ids, movie_ids, ratings = profile_ids[fit], movie_ids[fit], ratings[fit]
+        validation = ([profile_ids[val], movie_inputs[val]], ratings[val])
+        profile_ids, movie_inputs = profile_ids[fit], movie_inputs[fit]
+        ratings = ratings[fit]
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -107,17 +122,54 @@ def train_model(
                 restore_best_weights=True,
             )
         )
-    history = model.fit(
-        [profile_ids, movie_ids],
+    history = fitted.fit(
+        [profile_ids, movie_inputs],
         ratings,
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=validation,
+        # The validation loss is a mean over all held-out ratings whatever the
+        # batch size; one large batch computes it sooner (and XLA compiles once).
+        validation_batch_size=min(max(n_val, 1), _MAX_VALIDATION_BATCH),
         callbacks=callbacks,
         shuffle=True,
         verbose=verbose,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+# XLA compiles the step function once per batch shape (full, last partial, and
+# validation), a few seconds in all on two cores; from about this many training
+# steps on, the faster steps repay it (ML-1M: 8,800 steps at batch 1,024).
+_MIN_STEPS_FOR_XLA = 2_000
+# Ratings scored at once for the validation loss: ML-1M's 100,021 in one batch,
+# tens of MB at 64 dimensions.
+_MAX_VALIDATION_BATCH = 131_072
+
+
+def _without_movie_lookup(
+    model: keras.Model, movie_ids: np.ndarray
+) -> tuple[keras.Model, np.ndarray]:
+    """The model to fit and its movie input: a twin fed with embedding rows.
+
+    The twin is ``model`` with the ``movie_lookup`` layer replaced by an identity
+    and every other layer shared, not copied. A model laid out differently is
+    returned as it is, with the raw ids.
+    """
+    lookups = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.IntegerLookup)
+    ]
+    if [layer.name for layer in lookups] != ["movie_lookup"]:
+        return model, movie_ids
+    rows = np.asarray(lookups[0](movie_ids.astype(np.int64)), dtype=np.int32)
+
+    def skip_lookup(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer is lookups[0]:
+            return keras.layers.Identity(name=layer.name)
+        return layer
+
+    twin = keras.models.clone_model(model, clone_function=skip_lookup)
+    return twin, rows
 
 
 def settle_unknown_movie(model: keras.Model, mean_rating: float) -> None:

@@ -173,6 +173,10 @@ def normalize_genres(genres: Iterable[str] | str) -> tuple[str, ...]:
     """
     if isinstance(genres, str):
         genres = [g for g in genres.replace("|", ",").split(",") if g.strip()]
+    if genres is None or not isinstance(genres, Iterable):
+        raise InvalidPersonError(
+            f"genres must be a list of genre names from: {', '.join(GENRES)}."
+        )
     chosen: list[str] = []
     for genre in genres:
         name = _match_choice(genre, GENRES, "genre")

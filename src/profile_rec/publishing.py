@@ -14,6 +14,7 @@ from .recommender import (
     CARD_FILE,
     KERAS_FOLDER_FILES,
     MODEL_FILE,
+    OPTIONAL_FILES,
     PUBLISHED_FILES,
     ArtifactError,
     ProfileRecommender,
@@ -129,8 +130,8 @@ def publish_files(
     folder = Path(folder)
     files = {
         name: (folder / name).read_bytes()
-        for name in PUBLISHED_FILES
-        if name != CARD_FILE
+        for name in PUBLISHED_FILES + OPTIONAL_FILES
+        if name != CARD_FILE and (folder / name).is_file()
     }
     card = render_card(
         recommender.config, recommender.metrics, location=repo_id, on_hub=True
@@ -175,10 +176,17 @@ def is_transient(exc: BaseException) -> bool:
     """Whether a failed Hub call is worth trying again."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    if isinstance(exc, HfHubHTTPError):
-        return _status(exc) in (408, 429, 500, 502, 503, 504)
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"TransportError", "ConnectionError", "TimeoutError"})
+    # huggingface_hub may wrap a network error (an upload failing, say) in another
+    # exception; look down the chain of causes.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, HfHubHTTPError):
+            return _status(seen) in (408, 429, 500, 502, 503, 504)
+        names = {cls.__name__ for cls in type(seen).__mro__}
+        if names & {"TransportError", "ConnectionError", "TimeoutError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def with_retries(

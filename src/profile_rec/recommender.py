@@ -7,6 +7,7 @@ and scores computed from them equal the Keras model's predictions.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -54,8 +55,11 @@ ARTIFACT_FILES = (
 #: The Keras model again, unzipped at the folder's root, where Keras' own Hub loader
 #: (``keras.saving.load_model("hf://user/repo")``) looks for it.
 KERAS_FOLDER_FILES = ("config.json", "metadata.json", "model.weights.h5")
-#: Everything ``save_pretrained`` writes, and all that is published to the Hub.
+#: Everything ``save_pretrained`` always writes; all of it is published to the Hub.
 PUBLISHED_FILES = ARTIFACT_FILES + KERAS_FOLDER_FILES
+#: Written and published when there is one: the evaluation chart.
+EVALUATION_PLOT_FILE = "evaluation.png"
+OPTIONAL_FILES = (EVALUATION_PLOT_FILE,)
 FORMAT_VERSION = 1
 _WEIGHT_NAMES = (
     "profile_embedding",
@@ -80,7 +84,37 @@ def load_profile_pipeline(path: str | os.PathLike):
             f"{Path(path).name} holds types that are not trusted by default "
             f"({', '.join(untrusted)}); refusing to load it."
         )
-    return sio.load(path, trusted=[])
+    pipeline = sio.load(path, trusted=[])
+    steps = getattr(pipeline, "named_steps", {})
+    if "features" not in steps or "kmeans" not in steps:
+        raise ArtifactError("it is not a profile pipeline (features, then kmeans)")
+    return pipeline
+
+
+class _damaged_file:
+    """Turn any failure to read an artifact file into one ArtifactError naming it."""
+
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name = name
+        self.folder = folder
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, ArtifactError) and str(exc).startswith(self.name):
+            return False
+        reason = (
+            str(exc).split("\n")[0]
+            if isinstance(exc, ArtifactError)
+            else (type(exc).__name__)
+        )
+        raise ArtifactError(
+            f"{self.name} in {self.folder} is damaged or not from profile-rec "
+            f"({reason}). Re-run 'profile-rec train' or download the model again."
+        ) from exc
 
 
 class ProfileAssigner:
@@ -222,6 +256,14 @@ class ProfileRecommender:
                 raise ArtifactError(
                     f"{PIPELINE_FILE} and {CONFIG_FILE} disagree on {column}."
                 )
+        for name, values in w.items():
+            if (
+                not np.issubdtype(values.dtype, np.number)
+                or not np.isfinite(values).all()
+            ):
+                raise ArtifactError(f"{WEIGHTS_FILE}: {name} holds non-finite values.")
+        if movies["movie_id"].duplicated().any():
+            raise ArtifactError(f"{MOVIES_FILE} lists a movie id more than once.")
         unknown = ~np.isin(self.movie_index.movie_ids, movies["movie_id"].to_numpy())
         if unknown.any():
             raise ArtifactError(
@@ -260,6 +302,13 @@ class ProfileRecommender:
         path = Path(path_or_repo_id)
         if path.is_dir():
             files = {name: path / name for name in ARTIFACT_FILES}
+            files.update(
+                {
+                    name: path / name
+                    for name in OPTIONAL_FILES
+                    if (path / name).is_file()
+                }
+            )
         elif _looks_like_local_path(str(path_or_repo_id)):
             raise ArtifactError(
                 f"No artifact folder at {str(path_or_repo_id)!r}. Train one with "
@@ -285,24 +334,37 @@ class ProfileRecommender:
                 f"{folder} is not a complete profile-rec artifact folder: missing "
                 f"{', '.join(missing)}. Re-run 'profile-rec train --out {folder}'."
             )
-        config = json.loads(Path(files[CONFIG_FILE]).read_text(encoding="utf-8"))
+        folder = Path(files[CONFIG_FILE]).parent
+        with _damaged_file(CONFIG_FILE, folder):
+            config = json.loads(Path(files[CONFIG_FILE]).read_text(encoding="utf-8"))
+            if not isinstance(config, dict):
+                raise ArtifactError("it does not hold a JSON object")
         if config.get("format_version") != FORMAT_VERSION:
             raise ArtifactError(
                 f"{CONFIG_FILE} has format_version {config.get('format_version')!r}; "
                 f"this profile-rec reads version {FORMAT_VERSION}. Upgrade profile-rec "
                 "or retrain the model."
             )
-        with np.load(files[WEIGHTS_FILE], allow_pickle=False) as npz:
+        with (
+            _damaged_file(WEIGHTS_FILE, folder),
+            np.load(files[WEIGHTS_FILE], allow_pickle=False) as npz,
+        ):
             weights = {name: npz[name] for name in npz.files}
-        metrics = json.loads(Path(files[METRICS_FILE]).read_text(encoding="utf-8"))
-        return cls(
-            pipeline=load_profile_pipeline(files[PIPELINE_FILE]),
-            weights=weights,
-            movies=read_movie_table(files[MOVIES_FILE]),
-            config=config,
-            metrics=metrics,
-            files=files,
-        )
+        with _damaged_file(METRICS_FILE, folder):
+            metrics = json.loads(Path(files[METRICS_FILE]).read_text(encoding="utf-8"))
+        with _damaged_file(PIPELINE_FILE, folder):
+            pipeline = load_profile_pipeline(files[PIPELINE_FILE])
+        with _damaged_file(MOVIES_FILE, folder):
+            movies = read_movie_table(files[MOVIES_FILE])
+        with _damaged_file(f"{CONFIG_FILE} or {WEIGHTS_FILE}", folder):
+            return cls(
+                pipeline=pipeline,
+                weights=weights,
+                movies=movies,
+                config=config,
+                metrics=metrics,
+                files=files,
+            )
 
     def save_pretrained(self, directory: str | os.PathLike, *, card: str | None = None):
         """Write the artifact folder ``from_pretrained`` reads, atomically.
@@ -324,6 +386,9 @@ class ProfileRecommender:
                 if name not in self._files:
                     raise ArtifactError(f"This recommender has no {name} to save.")
                 _write_payload(self._files[name], stage / name)
+            for name in OPTIONAL_FILES:
+                if name in self._files:
+                    _write_payload(self._files[name], stage / name)
             with zipfile.ZipFile(stage / MODEL_FILE) as archive:
                 for name in KERAS_FOLDER_FILES:
                     (stage / name).write_bytes(archive.read(name))
@@ -334,8 +399,18 @@ class ProfileRecommender:
 
                 card = render_card(self.config, self.metrics, location=str(target))
             (stage / CARD_FILE).write_text(card, encoding="utf-8")
-        self._files = {name: target / name for name in ARTIFACT_FILES}
+        self._files = {
+            name: target / name
+            for name in ARTIFACT_FILES + OPTIONAL_FILES
+            if (target / name).is_file()
+        }
         return target
+
+    def attach(self, name: str, data: bytes) -> None:
+        """Add an optional file (see ``OPTIONAL_FILES``) for ``save_pretrained``."""
+        if name not in OPTIONAL_FILES:
+            raise ValueError(f"{name} is not one of {', '.join(OPTIONAL_FILES)}.")
+        self._files[name] = data
 
     # -- scoring ------------------------------------------------------------------
 
@@ -362,26 +437,55 @@ class ProfileRecommender:
     def _predicted_ratings(self) -> np.ndarray:
         w = self.weights
         known = w["movie_embedding"][1:]
+        # einsum, not @: a BLAS product's last bit depends on its thread count,
+        # so two processes could rank two near-equal movies differently.
         return (
-            w["profile_embedding"] @ known.T
+            np.einsum("pd,md->pm", w["profile_embedding"], known)
             + w["profile_bias"][:, None]
             + w["movie_bias"][None, 1:]
         )
 
     def _ranking_scores(self) -> np.ndarray:
-        """What ranks movies for a profile: predicted rating, shrunk by evidence.
+        """What ranks movies for a profile (see ``TrainingConfig.ranking``).
 
-        With ``rank_prior`` = a > 0 and ``n`` the movie's training ratings from the
-        profile's members, the score is ``mean + (predicted - mean) * n / (n + a)``:
-        a movie few members rated stays near the mean however high its prediction.
+        ``"likes"``: ``log(share) + log(Phi((predicted - threshold) / noise))``,
+        the log of the expected share of the profile's ratings that go to the movie
+        and are above the threshold. ``share = w * n / N_p + (1 - w) * n_all / N``
+        with ``w`` the profile share weight, ``n`` the profile's training ratings of
+        the movie, ``N_p`` all the profile's ratings, and ``n_all`` and ``N`` the
+        same over every profile. ``"shrunk_rating"``:
+        ``mean + (predicted - mean) * n / (n + rank_prior)``. ``"rating"``: the
+        predicted rating. Models saved before ``ranking`` existed rank by
+        ``"shrunk_rating"`` when their ``rank_prior`` is positive.
         """
-        prior = float(self.config["training"].get("rank_prior", 0.0))
-        if prior <= 0:
+        training = self.config["training"]
+        # Kept in step with profile_rec.config.ranking_of, which this module does
+        # not import: the Space ships this module without config.py.
+        prior = float(training.get("rank_prior", 0.0))
+        fallback = "shrunk_rating" if prior > 0 else "rating"
+        ranking = training.get("ranking") or fallback
+        if ranking == "rating":
             return self.predicted_ratings
         counts = self.weights["rating_count"][:, 1:].astype(np.float64)
-        mean = float(self.config["mean_rating"])
-        shrink = counts / (counts + prior)
-        return mean + (self.predicted_ratings - mean) * shrink
+        if ranking == "shrunk_rating":
+            mean = float(self.config["mean_rating"])
+            prior = float(training["rank_prior"])
+            shrink = counts / (counts + prior) if prior > 0 else 1.0
+            return mean + (self.predicted_ratings - mean) * shrink
+        if ranking != "likes":
+            raise ArtifactError(f"{CONFIG_FILE}: unknown ranking {ranking!r}.")
+        within = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        overall = counts.sum(axis=0, keepdims=True) / max(counts.sum(), 1.0)
+        weight = float(training["profile_share_weight"])
+        share = weight * within + (1.0 - weight) * overall
+        liked = (self.predicted_ratings - float(training["like_threshold"])) / float(
+            training["rating_noise"]
+        )
+        # Phi(x) = erfc(-x / sqrt(2)) / 2; numpy has no erfc, and scipy is not
+        # installed where the model only recommends.
+        chance = np.vectorize(math.erfc, otypes=[np.float64])(-liked / math.sqrt(2)) / 2
+        with np.errstate(divide="ignore"):
+            return np.log(share) + np.log(chance)
 
     def assign_profile(
         self,
@@ -477,6 +581,11 @@ class ProfileRecommender:
     def _top_movies(self, profile: int, k: int, excluded: np.ndarray) -> pd.DataFrame:
         scores = self.ranking_scores[profile]
         if len(excluded):
+            if len(excluded) == len(scores):
+                raise InvalidPersonError(
+                    "Every movie the model knows is excluded; nothing is left to "
+                    "recommend."
+                )
             scores = scores.copy()
             scores[excluded] = -np.inf
             k = min(k, len(scores) - len(excluded))
@@ -515,12 +624,24 @@ def _check_k(k: int) -> int:
 
 
 def _exclude_rows(model: ProfileRecommender, exclude: Iterable[int]) -> np.ndarray:
+    problem = InvalidPersonError(
+        f"exclude must be a list of MovieLens movie ids (whole numbers), "
+        f"got {exclude!r}."
+    )
+    if isinstance(exclude, (str, bytes)):
+        raise problem
     try:
-        ids = np.asarray(list(exclude), dtype=np.int64)
-    except (TypeError, ValueError):
-        raise InvalidPersonError(
-            f"exclude must be MovieLens movie ids (whole numbers), got {exclude!r}."
-        ) from None
+        values = list(exclude)
+    except TypeError:
+        raise problem from None
+    if not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        for v in values
+    ):
+        raise problem
+    # Ids beyond int64 cannot be movies the model knows; leave them out.
+    limit = np.iinfo(np.int64).max
+    ids = np.asarray([v for v in values if abs(int(v)) <= limit], dtype=np.int64)
     rows = model.movie_index.rows(ids)
     return np.unique(rows[rows > 0] - 1)
 
@@ -568,21 +689,11 @@ class staged_directory:
     """
 
     def __init__(self, target: Path) -> None:
-        self.target = Path(target)
+        self.target = Path(target).resolve()
 
     def __enter__(self) -> Path:
         target = self.target
-        if target.exists() and not target.is_dir():
-            raise ArtifactError(f"{target} exists and is not a folder.")
-        if (
-            target.is_dir()
-            and any(target.iterdir())
-            and not (target / CONFIG_FILE).is_file()
-        ):
-            raise ArtifactError(
-                f"{target} is not empty and is not a profile-rec artifact folder; "
-                "choose another --out folder or empty it first."
-            )
+        check_replaceable(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.stage = Path(
             tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
@@ -609,15 +720,48 @@ class staged_directory:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def check_replaceable(target: Path) -> None:
+    """Refuse to replace anything but an empty folder or a profile-rec artifact folder.
+
+    An artifact folder is replaced whole, so it may hold nothing else: a file that
+    profile-rec did not write there would be lost.
+    """
+    target = Path(target).resolve()
+    if target.exists() and not target.is_dir():
+        raise ArtifactError(f"{target} exists and is not a folder.")
+    here = Path.cwd()
+    if target == here or target in here.parents:
+        raise ArtifactError(
+            f"{target} is the current folder (or holds it), which cannot be "
+            "replaced; write into a subfolder, e.g. --out artifacts."
+        )
+    if not target.is_dir():
+        return
+    present = {p.name for p in target.iterdir()}
+    foreign = sorted(present - set(PUBLISHED_FILES + OPTIONAL_FILES))
+    if present and (CONFIG_FILE not in present or foreign):
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ArtifactError(
+            f"{target} holds files that are not profile-rec artifacts ({shown}); "
+            "choose another --out folder, or move them away first."
+        )
+    if not os.access(target.parent, os.W_OK):
+        raise ArtifactError(
+            f"Cannot write beside {target}: its folder {target.parent} is not "
+            "writable. Choose another --out folder."
+        )
+
+
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 def _looks_like_local_path(value: str) -> bool:
     """Whether a missing ``from_pretrained`` target was meant as a folder.
 
-    Hub repo ids here are always ``owner/name``; anything else is a path.
+    Hub repo ids here are always ``owner/name``; anything else is a path, and so is
+    ``owner/name`` when ``owner`` is a folder here (a mistyped path inside it).
     """
-    return not _REPO_ID.match(value)
+    return not _REPO_ID.match(value) or Path(value.split("/")[0]).exists()
 
 
 def _download_artifacts(
@@ -642,13 +786,39 @@ def _download_artifacts(
             )
         )
 
-    config = fetch(CONFIG_FILE, revision)
-    # Files land in snapshots/<commit>/; take every other file from that same
-    # commit, so that a push in between cannot mix two versions.
-    commit = config.parent.name
-    at = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else revision
-    files = {CONFIG_FILE: config}
-    for name in ARTIFACT_FILES:
-        if name != CONFIG_FILE:
-            files[name] = fetch(name, at)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        config = fetch(CONFIG_FILE, revision)
+        # Files land in snapshots/<commit>/; take every other file from that same
+        # commit, so that a push in between cannot mix two versions.
+        commit = config.parent.name
+        at = commit if re.fullmatch(r"[0-9a-f]{40}", commit) else revision
+        files = {CONFIG_FILE: config}
+        for name in ARTIFACT_FILES:
+            if name != CONFIG_FILE:
+                files[name] = fetch(name, at)
+    except RepositoryNotFoundError:
+        raise ArtifactError(
+            f"No folder {repo_id!r} here, and no Hub repo {repo_id!r} that this "
+            "token can see (for a private repo, log in or pass a token)."
+        ) from None
+    except RevisionNotFoundError:
+        raise ArtifactError(
+            f"The Hub repo {repo_id} has no revision {revision!r}."
+        ) from None
+    except LocalEntryNotFoundError:
+        raise ArtifactError(
+            f"{repo_id} (revision {revision or 'main'}) is not in the local cache "
+            "and the Hub was not asked (offline). Connect once to download it."
+        ) from None
+    except EntryNotFoundError as exc:
+        raise ArtifactError(
+            f"{repo_id} is not a profile-rec model repo: a file is missing ({exc})."
+        ) from None
     return files

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from .config import TrainingConfig
-from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, MovieLens
+from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, DataError, MovieLens
 from .mapping import MovieIndex
-from .profiles import favourite_genres, make_profile_pipeline, user_feature_frame
 from .plots import profiles_png
+from .profiles import favourite_genres, make_profile_pipeline, user_feature_frame
 from .recommender import FORMAT_VERSION, MODEL_FILE, PLOT_FILE, ProfileRecommender
 
 
@@ -98,6 +98,53 @@ def describe_profiles(
     return described
 
 
+def _start_movie_bias(
+    model,
+    movie_index: MovieIndex,
+    movie_ids: np.ndarray,
+    ratings: np.ndarray,
+    config: TrainingConfig,
+    mean_rating: float,
+) -> None:
+    """Start each movie's bias at its mean rating, shrunk towards the overall mean.
+
+    Training then only has to learn what the profiles add; starting every movie at
+    the overall mean instead made early stopping end before rarely rated movies
+    had moved, and the model predicted new users' ratings worse than the movies'
+    mean ratings did.
+    """
+    rows = movie_index.rows(movie_ids)
+    sums = np.bincount(rows, weights=ratings, minlength=movie_index.n_rows)
+    counts = np.bincount(rows, minlength=movie_index.n_rows)
+    prior = config.movie_bias_prior
+    start = (sums + prior * mean_rating) / (counts + prior)
+    model.get_layer("movie_bias").set_weights([start[:, None].astype(np.float32)])
+
+
+def check_trainable(data: MovieLens, config: TrainingConfig) -> None:
+    """Refuse, before any work, data too small for ``config``.
+
+    Raises
+    ------
+    DataError
+        Saying what is too small and which option to change.
+    """
+    n_users, n_ratings = len(data.users), len(data.ratings)
+    if n_users < config.n_profiles:
+        raise DataError(
+            f"{data.name} has {n_users} users, fewer than the {config.n_profiles} "
+            f"profiles asked for; use --profiles {max(n_users, 1)} or fewer."
+        )
+    held_out = round(n_ratings * config.validation_fraction)
+    if n_ratings < 2 or (
+        config.validation_fraction > 0 and not 0 < held_out < n_ratings
+    ):
+        raise DataError(
+            f"{data.name} has {n_ratings} ratings: too few to train and to hold out "
+            f"{config.validation_fraction:.0%} of them for early stopping."
+        )
+
+
 def train(
     data: MovieLens,
     config: TrainingConfig | None = None,
@@ -126,6 +173,7 @@ def train(
     from . import model as keras_model  # TensorFlow loads only when training.
 
     config = config or TrainingConfig.preset(preset)
+    check_trainable(data, config)
     started = time.perf_counter()
     keras_model.keras.utils.set_random_seed(config.seed)
 
@@ -140,6 +188,8 @@ def train(
     model = keras_model.build_model(
         config.n_profiles, movie_index, config, mean_rating=mean_rating
     )
+    if config.use_bias and config.movie_bias_prior > 0:
+        _start_movie_bias(model, movie_index, movie_ids, values, config, mean_rating)
     history = keras_model.train_model(
         model, profile_ids, movie_ids, values, config, verbose=verbose
     )
