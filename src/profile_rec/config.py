@@ -98,10 +98,10 @@ class TrainingConfig:
         Seed of KMeans, weight initialisation, shuffling and splits.
     """
 
-    n_profiles: int = 5
+    n_profiles: int = 10
     n_top_genres: int = 3
     min_genre_ratings: int = 2
-    genre_weight: float = 1.0
+    genre_weight: float = 2.0
     embedding_dim: int = 64
     use_bias: bool = True
     movie_bias_prior: float = 3.0
@@ -114,7 +114,7 @@ class TrainingConfig:
     ranking: str = "likes"
     like_threshold: float = 3.5
     rating_noise: float = 0.5
-    profile_share_weight: float = 0.01
+    profile_share_weight: float = 0.1
     rank_prior: float = 25.0
     steps_per_execution: int = 64
     seed: int = 0
