@@ -103,6 +103,8 @@ class Finished:
     """A child process that ran to the end."""
 
     seconds: float
+    #: User plus system CPU time: less swayed than wall time by other jobs.
+    cpu_seconds: float
     peak_mb: float
     returncode: int
     output: str
@@ -140,8 +142,11 @@ def run_child(command: list[str], *, timeout: float) -> Finished:
         process.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
         output = log.read().decode("utf-8", "replace")
+    cpu_seconds = usage.ru_utime + usage.ru_stime
     # Linux reports ru_maxrss in KiB.
-    return Finished(seconds, usage.ru_maxrss / 1024, process.returncode, output)
+    return Finished(
+        seconds, cpu_seconds, usage.ru_maxrss / 1024, process.returncode, output
+    )
 
 
 def check_finished(finished: Finished, what: str) -> Finished:
@@ -391,6 +396,9 @@ def measure_cli_train(data_dir: Path, artifacts: Path, repeats: int) -> list[Row
                 statistics.median(r.seconds for r in runs),
                 "s",
                 target,
+            ),
+            Row(
+                f"{name}: CPU time", statistics.median(r.cpu_seconds for r in runs), "s"
             ),
             Row(
                 f"{name}: peak memory",

@@ -26,10 +26,11 @@ EXPECTED_ROWS = [
     "Parse ratings.dat, users.dat, movies.dat",
     "Features: favourite genres + feature frame",
     "Profiles: KMeans fit",
-    "profile-rec train (default preset): wall time",
-    "profile-rec train (default preset): peak memory",
-    "profile-rec train --evaluation none (default preset): wall time",
-    "profile-rec train --evaluation none (default preset): peak memory",
+    *(
+        f"profile-rec train{flag} (default preset): {what}"
+        for flag in ("", " --evaluation none")
+        for what in ("wall time", "CPU time", "peak memory")
+    ),
     *(
         f"Train --preset {preset}: {what}"
         for preset in ("card", "default")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .config import TrainingConfig
 from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, DataError, MovieLens
@@ -56,7 +57,10 @@ def fit_profiles(data: MovieLens, config: TrainingConfig):
         genre_weight=config.genre_weight,
         random_state=config.seed,
     )
-    labels = pipeline.fit_predict(features)
+    # One thread: KMeans' threads slow it about 10x when other work shares the
+    # cores, and the clustering is the same.
+    with threadpool_limits(1):
+        labels = pipeline.fit_predict(features)
     profiles = pd.Series(labels, index=data.users["user_id"].to_numpy(), name="profile")
     return pipeline, profiles, favourites
 
