@@ -155,6 +155,11 @@ def normalize_age(age: int | str) -> int:
     return age_bucket(int(age))
 
 
+def normalize_occupation(occupation: str) -> str:
+    """An occupation's canonical MovieLens 1M name, matched ignoring case."""
+    return _match_choice(occupation, OCCUPATIONS, "occupation")
+
+
 def normalize_gender(gender: str) -> str:
     """``"F"`` or ``"M"``; also accepts ``"female"``/``"male"`` in any case."""
     words = {"female": "F", "male": "M", "f": "F", "m": "M"}
@@ -206,7 +211,7 @@ def person_frame(
     return feature_frame(
         [normalize_age(age)],
         [normalize_gender(gender)],
-        [_match_choice(occupation, OCCUPATIONS, "occupation")],
+        [normalize_occupation(occupation)],
         [normalize_genres(genres)],
     )
 

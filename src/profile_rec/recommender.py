@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import GENRES, OCCUPATIONS
+from .data import GENRES
 from .mapping import MovieIndex
 from .profiles import (
     GENRE_COLUMNS,
     InvalidPersonError,
-    _match_choice,
     feature_frame,
     normalize_age,
     normalize_gender,
     normalize_genres,
+    normalize_occupation,
 )
 
 MODEL_FILE = "profile_based_recommendation_model.keras"
@@ -501,7 +501,7 @@ class ProfileRecommender:
         return self._assigner.assign_person(
             normalize_age(age),
             normalize_gender(gender),
-            _match_choice(occupation, OCCUPATIONS, "occupation"),
+            normalize_occupation(occupation),
             normalize_genres(genres),
         )
 
