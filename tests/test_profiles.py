@@ -48,6 +48,27 @@ def test_favourite_genres_ranks_by_mean_centred_rating():
     assert top1.loc[10] == ("Comedy", "Romance", "War")
 
 
+def test_favourite_genres_break_exact_ties_by_number_of_ratings():
+    # The user averages 13/7. Drama (1, 1, 4) and Comedy (3, 1) are both 2/7 above
+    # it, but summed in floating point Drama comes out a hair lower; the tie must
+    # still go to Drama, rated three times, though Comedy comes first in GENRES.
+    movies = pd.DataFrame(
+        {
+            "movie_id": list(range(1, 8)),
+            "genres": [("Drama",)] * 3 + [("Comedy",)] * 2 + [("Horror",)] * 2,
+        }
+    )
+    ratings = pd.DataFrame(
+        {
+            "user_id": [1] * 7,
+            "movie_id": list(range(1, 8)),
+            "rating": [1, 1, 4, 3, 1, 1, 1],
+        }
+    )
+    favourites = favourite_genres(ratings, movies, n_top=2, min_ratings=2)
+    assert favourites.to_dict() == {1: ("Drama", "Comedy")}
+
+
 @pytest.mark.parametrize(
     ("given", "bucket"),
     [(1, 1), (17, 1), (18, 18), (30, 25), (25, 25), ("25-34", 25), ("56+", 56)],

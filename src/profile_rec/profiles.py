@@ -62,25 +62,46 @@ def favourite_genres(
         names, best first. The tuple is shorter than ``n_top`` only when the user
         rated fewer genres often enough.
     """
-    exploded = movies[["movie_id", "genres"]].explode("genres").dropna()
-    exploded = exploded.rename(columns={"genres": "genre"})
-    centred = ratings[["user_id", "movie_id", "rating"]].copy()
-    centred["centred"] = centred["rating"] - centred.groupby("user_id")[
-        "rating"
-    ].transform("mean")
-    per_genre = centred.merge(exploded, on="movie_id").groupby(
-        ["user_id", "genre"], sort=False
+    user_ids = ratings["user_id"].to_numpy()
+    users, user_rows = np.unique(user_ids, return_inverse=True)
+    values = ratings["rating"].to_numpy(dtype=np.float64)
+    n_users, n_genres = len(users), len(GENRES)
+    sums = np.zeros((n_users, n_genres))
+    counts = np.zeros((n_users, n_genres), dtype=np.int64)
+    if n_users:
+        user_mean = np.bincount(user_rows, weights=values) / np.bincount(user_rows)
+        centred = values - user_mean[user_rows]
+        # Each rating's genres, through its movie; movies missing from ``movies``
+        # have none.
+        movie_ids = movies["movie_id"].to_numpy()
+        by_id = np.argsort(movie_ids, kind="stable")
+        genres = _genre_matrix(list(movies["genres"])).astype(bool)[by_id]
+        at = np.searchsorted(movie_ids[by_id], ratings["movie_id"].to_numpy())
+        at = np.minimum(at, max(len(movie_ids) - 1, 0))
+        known = movie_ids[by_id][at] == ratings["movie_id"].to_numpy()
+        rated = genres[at[known]]
+        rows, centred = user_rows[known], centred[known]
+        for genre in range(n_genres):
+            hit = rated[:, genre]
+            sums[:, genre] = np.bincount(
+                rows[hit], weights=centred[hit], minlength=n_users
+            )
+            counts[:, genre] = np.bincount(rows[hit], minlength=n_users)
+    user, genre = np.nonzero(counts >= min_ratings)
+    # Rounded so that equal affinities summed in another order still tie.
+    affinity = np.round(sums[user, genre] / counts[user, genre], 9)
+    # By user, then affinity (high first), ratings (many first), GENRES order.
+    order = np.lexsort((genre, -counts[user, genre], -affinity, user))
+    user, genre = user[order], genre[order]
+    starts = np.searchsorted(user, np.arange(n_users))
+    ends = np.searchsorted(user, np.arange(n_users), side="right")
+    chosen = [
+        tuple(GENRES[g] for g in genre[start : min(end, start + n_top)])
+        for start, end in zip(starts, ends, strict=True)
+    ]
+    return pd.Series(
+        chosen, index=pd.Index(users, name="user_id"), name="genre", dtype=object
     )
-    stats = per_genre["centred"].agg(["mean", "size"]).reset_index()
-    stats = stats[stats["size"] >= min_ratings]
-    stats["order"] = stats["genre"].map({g: i for i, g in enumerate(GENRES)})
-    stats = stats.sort_values(
-        ["user_id", "mean", "size", "order"], ascending=[True, False, False, True]
-    )
-    top = stats.groupby("user_id", sort=True).head(n_top)
-    chosen = top.groupby("user_id", sort=True)["genre"].agg(tuple)
-    users = pd.Index(np.unique(ratings["user_id"]), name="user_id")
-    return chosen.reindex(users).apply(lambda g: g if isinstance(g, tuple) else ())
 
 
 def _genre_matrix(genres: Sequence[Iterable[str]]) -> np.ndarray:
