@@ -248,7 +248,9 @@ def measure_data(data_dir: Path, repeats: int) -> tuple[list[Row], Any]:
     return rows, data
 
 
-def plain_fit(model, profile_ids, movie_ids, ratings, config) -> dict[str, list]:
+def plain_fit(
+    model, profile_ids, movie_ids, ratings, config, *, user_ids=None
+) -> dict[str, list]:
     """The baseline: ``model.fit`` as documented, with no speed tricks at all.
 
     Same optimizer, loss, metrics, validation split and early stopping as
@@ -256,6 +258,8 @@ def plain_fit(model, profile_ids, movie_ids, ratings, config) -> dict[str, list]
     """
     import keras
     import numpy as np
+
+    from profile_rec.model import validation_split
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -265,10 +269,8 @@ def plain_fit(model, profile_ids, movie_ids, ratings, config) -> dict[str, list]
     inputs = [np.asarray(profile_ids, np.int32), np.asarray(movie_ids, np.int32)]
     ratings = np.asarray(ratings, np.float32)
     validation, callbacks = None, []
-    if config.validation_fraction > 0:
-        order = np.random.default_rng(config.seed).permutation(len(ratings))
-        n_val = max(1, int(round(len(ratings) * config.validation_fraction)))
-        val, fit = order[:n_val], order[n_val:]
+    val, fit = validation_split(len(ratings), config, user_ids=user_ids)
+    if len(val):
         validation = ([x[val] for x in inputs], ratings[val])
         inputs, ratings = [x[fit] for x in inputs], ratings[fit]
         callbacks.append(
@@ -349,6 +351,7 @@ def time_training(data, preset: str, *, plain: bool) -> TrainingRun:
     profile_ids = profiles.loc[ratings["user_id"].to_numpy()].to_numpy()
     movie_ids = ratings["movie_id"].to_numpy()
     values = ratings["rating"].to_numpy(dtype=np.float32)
+    user_ids = ratings["user_id"].to_numpy()
 
     keras_model.keras.utils.set_random_seed(config.seed)
     model = keras_model.build_model(
@@ -356,10 +359,12 @@ def time_training(data, preset: str, *, plain: bool) -> TrainingRun:
     )
     started = time.perf_counter()
     if plain:
-        history = plain_fit(model, profile_ids, movie_ids, values, config)
+        history = plain_fit(
+            model, profile_ids, movie_ids, values, config, user_ids=user_ids
+        )
     else:
         history = keras_model.train_model(
-            model, profile_ids, movie_ids, values, config, verbose=0
+            model, profile_ids, movie_ids, values, config, user_ids=user_ids, verbose=0
         )
     seconds = time.perf_counter() - started
     return TrainingRun(seconds, float(history["loss"][-1]), len(history["loss"]))

@@ -278,6 +278,16 @@ def test_likes_ranking_by_hand():
         {**training, "profile_share_weight": 0.0}, predicted, counts
     )
     np.testing.assert_allclose(np.exp(everyone[0]), [0.4 * phi[1], 0.6 * phi[0]])
+    # Like weight 2 squares the chance of a like: now B (0.6 * 0.25 = 0.15) falls
+    # behind A (0.4 * 0.71 = 0.28) by more.
+    squared = _ranking_scores(
+        {**training, "profile_share_weight": 0.0, "like_weight": 2.0},
+        predicted,
+        counts,
+    )
+    np.testing.assert_allclose(
+        np.exp(squared[0]), [0.4 * phi[1] ** 2, 0.6 * phi[0] ** 2], rtol=1e-12
+    )
 
 
 def test_older_models_keep_their_ranking():
@@ -453,10 +463,10 @@ def test_real_movielens_100k_meets_the_targets(tmp_path):
 
     new_user = evaluation["new_user"]["results"]
     model = new_user["model"]
-    # Measured on seed 0: NDCG@10 0.360 against 0.319 for popularity (1.13x) and
-    # 0.095 for the card preset; RMSE 1.0201 against 1.0219 for the movie means.
+    # Measured on seed 0: NDCG@10 0.367 against 0.319 for popularity (1.15x) and
+    # 0.095 for the card preset; RMSE 1.0206 against 1.0219 for the movie means.
     # The margins leave room for floating-point differences between machines.
-    assert model["ndcg@10"] >= 1.12 * new_user["popularity"]["ndcg@10"]
+    assert model["ndcg@10"] >= 1.13 * new_user["popularity"]["ndcg@10"]
     assert model["ndcg@10"] >= 3 * new_user["card"]["ndcg@10"]
     assert model["rmse"] <= new_user["item_mean"]["rmse"] + 0.001
     assert model["rmse"] < new_user["card"]["rmse"] - 0.02

@@ -160,3 +160,34 @@ def test_training_stops_early_and_keeps_the_best_epoch():
     assert len(history["loss"]) < 40
     best = int(np.argmin(history["val_loss"]))
     assert len(history["loss"]) == best + 1 + config.patience
+
+
+def test_validation_split_holds_out_whole_users_reproducibly():
+    config = TrainingConfig.preset("default", validation_fraction=0.25, seed=3)
+    user_ids = np.repeat(np.arange(100, 120), np.arange(1, 21))  # 20 users, 210 rows
+    val, fit = model_module.validation_split(len(user_ids), config, user_ids=user_ids)
+    assert sorted(np.concatenate([val, fit]).tolist()) == list(range(210))
+    held = set(user_ids[val].tolist())
+    assert len(held) == 5
+    assert held.isdisjoint(user_ids[fit].tolist())
+    again = model_module.validation_split(len(user_ids), config, user_ids=user_ids)
+    np.testing.assert_array_equal(again[0], val)
+    np.testing.assert_array_equal(again[1], fit)
+    other = TrainingConfig.preset("default", validation_fraction=0.25, seed=4)
+    assert (
+        set(user_ids[model_module.validation_split(210, other, user_ids=user_ids)[0]])
+        != held
+    )
+
+
+def test_validation_split_of_ratings_and_of_nothing():
+    config = TrainingConfig.preset("default", validation_fraction=0.1)
+    val, fit = model_module.validation_split(50, config)
+    assert len(val) == 5 and len(fit) == 45
+    assert set(val).isdisjoint(fit)
+    none = TrainingConfig.preset("default", validation_fraction=0.0)
+    val, fit = model_module.validation_split(50, none, user_ids=np.arange(50))
+    assert len(val) == 0 and sorted(fit) == list(range(50))
+    # One user cannot be split: nothing is held out rather than everything.
+    val, fit = model_module.validation_split(6, config, user_ids=np.zeros(6, int))
+    assert len(val) == 0 and len(fit) == 6

@@ -384,3 +384,31 @@ def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(saved):
         mp.chdir(saved.parent.parent)
         with pytest.raises(ArtifactError, match="No artifact folder at"):
             ProfileRecommender.from_pretrained(typo)
+
+
+def test_a_model_trained_without_files_scores_the_same_but_cannot_be_saved(
+    trained, tmp_path
+):
+    from profile_rec.training import train
+
+    data, recommender = trained
+    bare = train(
+        data, TrainingConfig.preset("default", **SMALL), verbose=0, files=False
+    )
+    np.testing.assert_array_equal(bare.ranking_scores, recommender.ranking_scores)
+    with pytest.raises(ArtifactError, match="files=True"):
+        bare.save_pretrained(tmp_path / "artifacts")
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_one_rating_user_cannot_be_split_for_early_stopping(ml100k_dir):
+    from profile_rec.data import DataError
+    from profile_rec.evaluation import subset
+    from profile_rec.training import train
+
+    data = load_movielens(ml100k_dir)
+    first = data.users["user_id"].iloc[:1].to_numpy()
+    alone = subset(data, data.ratings[data.ratings["user_id"].isin(first)])
+    config = TrainingConfig.preset("default", **{**SMALL, "n_profiles": 1})
+    with pytest.raises(DataError, match="hold out 10% of the users"):
+        train(alone, config, verbose=0)

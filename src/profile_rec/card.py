@@ -130,7 +130,7 @@ def render_card(
         ("learning rate", training["learning_rate"]),
         ("epochs (most)", training["epochs"]),
         ("batch size", training["batch_size"]),
-        ("early-stopping validation share", training["validation_fraction"]),
+        ("users held out for early stopping", training["validation_fraction"]),
         ("ranking", ranking_of(training)),
         ("seed", training["seed"]),
     ]

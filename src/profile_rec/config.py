@@ -64,8 +64,9 @@ class TrainingConfig:
     batch_size : int
         Ratings per gradient step.
     validation_fraction : float
-        Share of ratings held out for early stopping; 0 trains on all of them for
-        exactly ``epochs`` epochs.
+        Share of the users whose ratings are held out for early stopping (the
+        model is for people it never saw, so it is judged on such people); 0
+        trains on every rating for exactly ``epochs`` epochs.
     patience : int
         Epochs without improvement of the validation loss before stopping.
     ranking : str
@@ -73,8 +74,9 @@ class TrainingConfig:
         profile's ratings that go to the movie and are above ``like_threshold``,
         i.e. the movie's share of the ratings (see ``profile_share_weight``) times
         the chance that a rating drawn around the predicted one, with spread
-        ``rating_noise``, is above the threshold; a movie few people rated cannot
-        top the list however high its prediction. ``"rating"``: the predicted
+        ``rating_noise``, is above the threshold, that chance raised to the power
+        ``like_weight``; a movie few people rated cannot top the list however high
+        its prediction. ``"rating"``: the predicted
         rating alone. ``"shrunk_rating"``: the predicted rating shrunk towards the
         mean by ``rank_prior``.
     like_threshold : float
@@ -83,6 +85,11 @@ class TrainingConfig:
     rating_noise : float
         For ``ranking="likes"``, the standard deviation of actual ratings around
         the predicted one.
+    like_weight : float
+        For ``ranking="likes"``, how much the chance of a like counts against the
+        movie's share of the ratings: 1 ranks by the expected number of likes,
+        more favours movies the profile is surer to like over merely popular
+        ones.
     profile_share_weight : float
         For ``ranking="likes"``, a movie's share of the ratings is this weight
         times its share of the profile's ratings plus the rest times its share of
@@ -98,7 +105,7 @@ class TrainingConfig:
         Seed of KMeans, weight initialisation, shuffling and splits.
     """
 
-    n_profiles: int = 10
+    n_profiles: int = 30
     n_top_genres: int = 3
     min_genre_ratings: int = 2
     genre_weight: float = 2.0
@@ -106,15 +113,16 @@ class TrainingConfig:
     use_bias: bool = True
     movie_bias_prior: float = 3.0
     l2: float = 1e-6
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     epochs: int = 10
-    batch_size: int = 1024
+    batch_size: int = 2048
     validation_fraction: float = 0.1
-    patience: int = 2
+    patience: int = 1
     ranking: str = "likes"
     like_threshold: float = 3.5
     rating_noise: float = 0.5
-    profile_share_weight: float = 0.1
+    like_weight: float = 1.5
+    profile_share_weight: float = 0.0
     rank_prior: float = 25.0
     steps_per_execution: int = 64
     seed: int = 0
@@ -126,9 +134,10 @@ class TrainingConfig:
         ``"card"`` is the configuration described in the model card's summary:
         10 profiles, 64-dim embeddings scored by a plain dot product, Adam, MSE,
         10 epochs at batch 256, ranked by predicted rating. ``"default"`` keeps that
-        design and adds what the evaluation on held-out users showed to matter
-        (see ``profile-rec evaluate``): biases that start from each movie's mean
-        rating, early stopping, and a ranking by expected likes.
+        design and adds what validation on held-out users showed to matter (see
+        ``profile-rec evaluate``): 30 profiles, biases that start from each movie's
+        mean rating, early stopping on users left out of training, and a ranking
+        by expected likes.
         """
         if name not in PRESETS:
             raise ValueError(
@@ -158,6 +167,7 @@ class TrainingConfig:
             "movie_bias_prior": self.movie_bias_prior >= 0,
             "ranking": self.ranking in RANKINGS,
             "rating_noise": self.rating_noise > 0,
+            "like_weight": self.like_weight >= 0,
             "profile_share_weight": 0 <= self.profile_share_weight <= 1,
             "rank_prior": self.rank_prior >= 0,
             "steps_per_execution": self.steps_per_execution >= 1,
@@ -189,15 +199,27 @@ def describe_ranking(training: dict[str, Any]) -> str:
     """How a model trained with ``training`` (``TrainingConfig.to_dict()``) ranks."""
     ranking = ranking_of(training)
     if ranking == "likes":
+        weight = float(training.get("profile_share_weight", 0.0))
+        if weight > 0:
+            share = (
+                f"its share of the ratings ({weight:.0%} its share of the "
+                "profile's training ratings, the rest its share of everyone's)"
+            )
+        else:
+            share = "its share of all training ratings (its popularity)"
+        threshold = f"{training['like_threshold']:g}"
+        power = float(training.get("like_weight", 1.0))
+        chance = (
+            f"the chance that a rating drawn around the profile's predicted "
+            f"rating (standard deviation {training['rating_noise']:g}) is above "
+            f"{threshold}"
+        )
+        if power != 1:
+            chance += f", raised to the power {power:g} to favour sure likes"
         return (
-            "Movies are ranked by how many of the profile's ratings are expected to "
-            f"go to them and be above {training['like_threshold']:g}: the movie's "
-            f"share of the ratings ({training['profile_share_weight']:.0%} its "
-            "share of the profile's training ratings, the rest its share of "
-            "everyone's) times the chance that a rating drawn around the predicted "
-            f"one (standard deviation {training['rating_noise']:g}) is above "
-            f"{training['like_threshold']:g}. A movie with a handful of ratings "
-            "cannot top the list however high its predicted rating."
+            f"Movies are ranked by expected likes: {share}, times {chance}. A "
+            "movie with a handful of ratings cannot top the list however high its "
+            "predicted rating."
         )
     if ranking == "shrunk_rating":
         return (

@@ -449,7 +449,7 @@ def _train(data: MovieLens, config: TrainingConfig, preset: str, verbose):
     from .training import train
 
     started = time.perf_counter()
-    recommender = train(data, config, preset=preset, verbose=verbose)
+    recommender = train(data, config, preset=preset, verbose=verbose, files=False)
     logger.info(
         "Trained %s on %d ratings in %.1f s",
         preset,

@@ -75,12 +75,14 @@ def train_model(
     ratings: np.ndarray,
     config: TrainingConfig,
     *,
+    user_ids: np.ndarray | None = None,
     verbose: int | str = "auto",
 ) -> dict[str, list[float]]:
     """Fit ``model`` on (profile, movie) -> rating and return the Keras history.
 
-    With ``config.validation_fraction > 0`` a seeded share of the ratings is held
-    out, training stops after ``config.patience`` epochs without a better validation
+    With ``config.validation_fraction > 0`` some ratings are held out (see
+    :func:`validation_split`; ``user_ids`` gives the user of each rating),
+    training stops after ``config.patience`` epochs without a better validation
     loss, and the best weights are kept.
 
     For speed, what is fitted is a twin of ``model`` that takes embedding rows
@@ -94,9 +96,8 @@ def train_model(
     profile_ids = np.asarray(profile_ids, dtype=np.int32)
     movie_ids = np.asarray(movie_ids, dtype=np.int32)
     ratings = np.asarray(ratings, dtype=np.float32)
-    n_val = 0
-    if config.validation_fraction > 0:
-        n_val = max(1, int(round(len(ratings) * config.validation_fraction)))
+    val, fit = validation_split(len(ratings), config, user_ids=user_ids)
+    n_val = len(val)
     n_steps = config.epochs * -(-(len(ratings) - n_val) // config.batch_size)
     fitted, movie_inputs = _without_movie_lookup(model, movie_ids)
     fitted.compile(
@@ -110,8 +111,6 @@ def train_model(
     callbacks = []
     validation = None
     if n_val:
-        order = np.random.default_rng(config.seed).permutation(len(ratings))
-        val, fit = order[:n_val], order[n_val:]
         validation = ([profile_ids[val], movie_inputs[val]], ratings[val])
         profile_ids, movie_inputs = profile_ids[fit], movie_inputs[fit]
         ratings = ratings[fit]
@@ -136,6 +135,37 @@ def train_model(
         verbose=verbose,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def validation_split(
+    n_ratings: int, config: TrainingConfig, *, user_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the ratings held out for early stopping, and of the rest.
+
+    Without ``user_ids``, a seeded ``config.validation_fraction`` of the ratings;
+    with them (the user of each rating), every rating of a seeded share of the
+    users, so that early stopping judges the model as new users meet it: on
+    people it never trained on.
+
+    Returns
+    -------
+    validation, fit : ndarray of int
+        Held-out positions, then the training positions in a seeded order; the
+        first is empty when ``config.validation_fraction`` is 0.
+    """
+    order = np.random.default_rng(config.seed).permutation(n_ratings)
+    if config.validation_fraction <= 0:
+        return order[:0], order
+    if user_ids is None:
+        n_val = max(1, int(round(n_ratings * config.validation_fraction)))
+        return order[:n_val], order[n_val:]
+    users = np.unique(user_ids)
+    n_held = min(
+        max(1, int(round(len(users) * config.validation_fraction))), len(users) - 1
+    )
+    held = np.random.default_rng(config.seed).permutation(users)[:n_held]
+    in_validation = np.isin(np.asarray(user_ids)[order], held)
+    return order[in_validation], order[~in_validation]
 
 
 # XLA compiles the step function once per batch shape (full, last partial, and

@@ -384,7 +384,10 @@ class ProfileRecommender:
             _write_json(stage / METRICS_FILE, self.metrics)
             for name in (MODEL_FILE, PLOT_FILE):
                 if name not in self._files:
-                    raise ArtifactError(f"This recommender has no {name} to save.")
+                    raise ArtifactError(
+                        f"This recommender has no {name} to save; train it with "
+                        "files=True."
+                    )
                 _write_payload(self._files[name], stage / name)
             for name in OPTIONAL_FILES:
                 if name in self._files:
@@ -448,15 +451,15 @@ class ProfileRecommender:
     def _ranking_scores(self) -> np.ndarray:
         """What ranks movies for a profile (see ``TrainingConfig.ranking``).
 
-        ``"likes"``: ``log(share) + log(Phi((predicted - threshold) / noise))``,
-        the log of the expected share of the profile's ratings that go to the movie
-        and are above the threshold. ``share = w * n / N_p + (1 - w) * n_all / N``
-        with ``w`` the profile share weight, ``n`` the profile's training ratings of
-        the movie, ``N_p`` all the profile's ratings, and ``n_all`` and ``N`` the
-        same over every profile. ``"shrunk_rating"``:
-        ``mean + (predicted - mean) * n / (n + rank_prior)``. ``"rating"``: the
-        predicted rating. Models saved before ``ranking`` existed rank by
-        ``"shrunk_rating"`` when their ``rank_prior`` is positive.
+        ``"likes"``: ``log(share) + a * log(Phi((predicted - threshold) / noise))``
+        with ``a`` the like weight (for ``a = 1``, the log of the expected share of
+        the profile's ratings that go to the movie and are above the threshold),
+        ``share = w * n / N_p + (1 - w) * n_all / N``, ``w`` the profile share
+        weight, ``n`` the profile's training ratings of the movie, ``N_p`` all the
+        profile's ratings, and ``n_all`` and ``N`` the same over every profile.
+        ``"shrunk_rating"``: ``mean + (predicted - mean) * n / (n + rank_prior)``.
+        ``"rating"``: the predicted rating. Models saved before ``ranking`` existed
+        rank by ``"shrunk_rating"`` when their ``rank_prior`` is positive.
         """
         training = self.config["training"]
         # Kept in step with profile_rec.config.ranking_of, which this module does
@@ -484,8 +487,9 @@ class ProfileRecommender:
         # Phi(x) = erfc(-x / sqrt(2)) / 2; numpy has no erfc, and scipy is not
         # installed where the model only recommends.
         chance = np.vectorize(math.erfc, otypes=[np.float64])(-liked / math.sqrt(2)) / 2
+        power = float(training.get("like_weight", 1.0))
         with np.errstate(divide="ignore"):
-            return np.log(share) + np.log(chance)
+            return np.log(share) + power * np.log(chance)
 
     def assign_profile(
         self,

@@ -139,14 +139,16 @@ def check_trainable(data: MovieLens, config: TrainingConfig) -> None:
             f"{data.name} has {n_users} users, fewer than the {config.n_profiles} "
             f"profiles asked for; use --profiles {max(n_users, 1)} or fewer."
         )
-    held_out = round(n_ratings * config.validation_fraction)
-    if n_ratings < 2 or (
-        config.validation_fraction > 0 and not 0 < held_out < n_ratings
-    ):
-        raise DataError(
-            f"{data.name} has {n_ratings} ratings: too few to train and to hold out "
-            f"{config.validation_fraction:.0%} of them for early stopping."
-        )
+    if n_ratings < 1:
+        raise DataError(f"{data.name} has no ratings to train on.")
+    if config.validation_fraction > 0:
+        raters = np.unique(data.ratings["user_id"].to_numpy())
+        if len(raters) < 2:
+            raise DataError(
+                f"{data.name} has ratings from {len(raters)} user: too few to hold "
+                f"out {config.validation_fraction:.0%} of the users for early "
+                "stopping; add users, or train with no validation share."
+            )
 
 
 def train(
@@ -155,6 +157,7 @@ def train(
     *,
     preset: str = "default",
     verbose: int | str = "auto",
+    files: bool = True,
 ) -> ProfileRecommender:
     """Train profiles and the scoring model on ``data``.
 
@@ -168,6 +171,10 @@ def train(
         Recorded in the artifacts; used for ``config`` when it is not given.
     verbose : int or "auto"
         Keras' progress display: ``"auto"``/1 a bar, 2 one line per epoch, 0 none.
+    files : bool, default=True
+        Also write the Keras model file and the profiles plot that
+        :meth:`~ProfileRecommender.save_pretrained` needs; a model that is only
+        scored, as in an evaluation, can skip them.
 
     Returns
     -------
@@ -195,7 +202,13 @@ def train(
     if config.use_bias and config.movie_bias_prior > 0:
         _start_movie_bias(model, movie_index, movie_ids, values, config, mean_rating)
     history = keras_model.train_model(
-        model, profile_ids, movie_ids, values, config, verbose=verbose
+        model,
+        profile_ids,
+        movie_ids,
+        values,
+        config,
+        user_ids=ratings["user_id"].to_numpy(),
+        verbose=verbose,
     )
     keras_model.settle_unknown_movie(model, mean_rating)
     weights = keras_model.export_weights(model)
@@ -203,10 +216,12 @@ def train(
     np.add.at(counts, (profile_ids, movie_index.rows(movie_ids)), 1)
     weights["rating_count"] = counts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        keras_bytes = path.read_bytes()
+    keras_bytes = None
+    if files:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            model.save(path)
+            keras_bytes = path.read_bytes()
 
     rated = data.movies[data.movies["movie_id"].isin(movie_index.movie_ids)]
     config_json = {
@@ -259,5 +274,9 @@ def train(
         movies=rated.reset_index(drop=True),
         config=config_json,
         metrics=metrics,
-        files={MODEL_FILE: keras_bytes, PLOT_FILE: profiles_png(config_json)},
+        files=(
+            {MODEL_FILE: keras_bytes, PLOT_FILE: profiles_png(config_json)}
+            if files
+            else {}
+        ),
     )
