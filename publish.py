@@ -18,7 +18,9 @@ try:
 except ImportError:  # Running from a checkout that is not installed.
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
+)
 
 
 @app.command()

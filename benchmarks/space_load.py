@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="space-load-") as tmp:
         scratch = Path(tmp)
         model = args.model or str(train_small_model(scratch))
+        if Path(model).exists():  # The app runs in the scratch folder.
+            model = str(Path(model).resolve())
         for run in range(1, args.starts + 1):
             reported, wall, cpu = measure_startup(model, scratch)
             print(

@@ -2,7 +2,8 @@
 
 A visitor says their age bracket, gender, occupation and favourite genres; the app
 finds the profile (a group of MovieLens users) that fits them best and lists the
-movies that group rated best, with the profile explained in words and as a chart.
+movies the model expects that group to watch and like, with the profile explained
+in words and as a chart.
 
 The model comes from the ``MODEL_REPO`` environment variable (a Hub repo id, or a
 local artifact folder), at ``MODEL_REVISION`` if set, and is loaded once at start-up.
@@ -46,7 +47,7 @@ EXAMPLES = [
     ["56+", "Female", "retired", ["Drama", "Mystery"], 10],
     ["35-44", "Male", "technician/engineer", ["Sci-Fi", "Thriller", "Action"], 5],
 ]
-TABLE_COLUMNS = ["rank", "title", "year", "genres", "score"]
+TABLE_COLUMNS = ["rank", "title", "year", "genres", "predicted rating"]
 # At most CONCURRENCY_LIMIT calls run at once and QUEUE_SIZE more wait; callers
 # beyond that are told the queue is full instead of piling up without bound.
 CONCURRENCY_LIMIT = 8
@@ -148,7 +149,8 @@ def describe_profile(config: dict[str, Any], profile: int) -> str:
         f"You were matched with **profile {profile}** (one of {len(profiles)}): "
         f"**{p['size']:,} MovieLens users** ({p['size'] / total:.0%} of the "
         f"{total:,} the model learned from) whose answers look most like yours. "
-        "The movies above are the ones this group rated best.",
+        "The movies above are the ones the model expects this group to watch "
+        "and rate highly.",
         "",
         f"- **Ages:** mostly {_shares(p['ages'], 3)}",
         f"- **Gender:** {women:.0%} women, {1 - women:.0%} men",
@@ -186,7 +188,7 @@ def genre_leanings(config: dict[str, Any], profile: int) -> pd.DataFrame:
 
 
 def results_table(result: pd.DataFrame) -> pd.DataFrame:
-    """The visible table: rank, title, year, genres and score, best first."""
+    """The visible table: rank, title, year, genres and predicted rating."""
     return pd.DataFrame(
         {
             "rank": range(1, len(result) + 1),
@@ -197,7 +199,9 @@ def results_table(result: pd.DataFrame) -> pd.DataFrame:
                 [None if pd.isna(y) else int(y) for y in result["year"]], dtype=object
             ),
             "genres": [", ".join(g) for g in result["genres"]],
-            "score": [round(float(s), 2) for s in result["score"]],
+            "predicted rating": [
+                round(float(r), 2) for r in result["predicted_rating"]
+            ],
         },
         columns=TABLE_COLUMNS,
     )
@@ -244,8 +248,9 @@ def make_recommend(loaded: LoadedModel):
             k: How many movies, 1 to 50.
 
         Returns:
-            The table (rank, title, year, genres, score), the profile explained in
-            Markdown, and the profile's genre leanings versus the average user.
+            The table (rank, title, year, genres, predicted rating), the profile
+            explained in Markdown, and the profile's genre leanings versus the
+            average user.
         """
         model = loaded.recommender
         if model is None:
@@ -401,14 +406,28 @@ def _footer(loaded: LoadedModel) -> str:
     text = f"Model: `{loaded.source or 'not set'}`{at}."
     model = loaded.recommender
     if model is not None:
-        text += " Scores are predicted ratings (1-5)"
-        if float(model.config["training"].get("rank_prior", 0.0)) > 0:
-            text += (
-                ", pulled toward the average rating when few of the group's "
-                "members rated the movie"
-            )
-        text += "."
+        text += " " + _ranking_note(model.config["training"])
     return text
+
+
+def _ranking_note(training: dict[str, Any]) -> str:
+    """How the list is ordered, in a visitor's words."""
+    ranking = training.get("ranking") or (
+        "shrunk_rating" if float(training.get("rank_prior", 0.0)) > 0 else "rating"
+    )
+    if ranking == "likes":
+        return (
+            "Movies are ordered by how many people watch them times the chance "
+            f"that this group rates them above {training['like_threshold']:g}; "
+            "the predicted rating (1-5) is the model's guess for the group."
+        )
+    note = "Movies are ordered by predicted rating (1-5)"
+    if ranking == "shrunk_rating":
+        note += (
+            ", pulled toward the average rating when few of the group's members "
+            "rated the movie"
+        )
+    return note + "."
 
 
 def launch(

@@ -17,6 +17,7 @@ from profile_rec.config import TrainingConfig
 from profile_rec.data import load_movielens
 from profile_rec.evaluation import (
     METRICS,
+    N_ONBOARDING,
     baseline_results,
     catalogue_coverage,
     eval_results,
@@ -463,8 +464,8 @@ def test_real_movielens_100k_meets_the_targets(tmp_path):
 
     new_user = evaluation["new_user"]["results"]
     model = new_user["model"]
-    # Measured on seed 0: NDCG@10 0.367 against 0.319 for popularity (1.15x) and
-    # 0.095 for the card preset; RMSE 1.0206 against 1.0219 for the movie means.
+    # Measured on seed 0: NDCG@10 0.368 against 0.319 for popularity (1.15x) and
+    # 0.095 for the card preset; RMSE 1.0198 against 1.0219 for the movie means.
     # The margins leave room for floating-point differences between machines.
     assert model["ndcg@10"] >= 1.13 * new_user["popularity"]["ndcg@10"]
     assert model["ndcg@10"] >= 3 * new_user["card"]["ndcg@10"]
@@ -478,3 +479,17 @@ def test_real_movielens_100k_meets_the_targets(tmp_path):
         for p in range(recommender.n_profiles)
     }
     assert len(top10) >= recommender.n_profiles // 2
+
+
+def test_check_evaluable_refuses_users_with_nothing_left_after_onboarding(ml100k_dir):
+    from profile_rec.data import DataError
+    from profile_rec.evaluation import check_evaluable, subset
+
+    data = load_movielens(ml100k_dir)
+    config = TrainingConfig.preset("default", n_profiles=4)
+    check_evaluable(data, config)
+    onboarding_only = subset(data, data.ratings.groupby("user_id").head(N_ONBOARDING))
+    with pytest.raises(DataError, match=f"more than {N_ONBOARDING} ratings"):
+        check_evaluable(onboarding_only, config, ("new_user",))
+    # The warm protocol has no onboarding, so it can still run.
+    check_evaluable(onboarding_only, config, ("warm",))

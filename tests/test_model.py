@@ -1,5 +1,6 @@
 """The Keras scoring model and the numpy scorer that stands in for it."""
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -191,3 +192,9 @@ def test_validation_split_of_ratings_and_of_nothing():
     # One user cannot be split: nothing is held out rather than everything.
     val, fit = model_module.validation_split(6, config, user_ids=np.zeros(6, int))
     assert len(val) == 0 and len(fit) == 6
+
+
+@pytest.mark.parametrize("value", [-0.5, math.inf, math.nan])
+def test_like_weight_must_be_finite_and_not_negative(value):
+    with pytest.raises(ValueError, match="like_weight"):
+        TrainingConfig(like_weight=value)

@@ -69,6 +69,22 @@ def test_favourite_genres_break_exact_ties_by_number_of_ratings():
     assert favourites.to_dict() == {1: ("Drama", "Comedy")}
 
 
+def test_favourite_genres_without_known_movies_or_with_min_ratings_zero():
+    ratings = pd.DataFrame(
+        {"user_id": [1, 1, 2], "movie_id": [1, 2, 9], "rating": [5, 3, 4]}
+    )
+    no_movies = pd.DataFrame({"movie_id": pd.Series([], dtype="int64"), "genres": []})
+    assert favourite_genres(ratings, no_movies, n_top=2, min_ratings=1).to_dict() == {
+        1: (),
+        2: (),
+    }
+    movies = pd.DataFrame({"movie_id": [1, 2], "genres": [("Drama",), ("Comedy",)]})
+    # Movie 9 is unknown, so user 2 has no genre; 0 counts as 1, never as "any
+    # genre at all".
+    top = favourite_genres(ratings, movies, n_top=3, min_ratings=0)
+    assert top.to_dict() == {1: ("Drama", "Comedy"), 2: ()}
+
+
 @pytest.mark.parametrize(
     ("given", "bucket"),
     [(1, 1), (17, 1), (18, 18), (30, 25), (25, 25), ("25-34", 25), ("56+", 56)],

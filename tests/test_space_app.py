@@ -70,7 +70,7 @@ def expected_rows(model: ProfileRecommender, k: int) -> list[list]:
             row.title,
             None if pd.isna(row.year) else int(row.year),
             ", ".join(row.genres),
-            round(float(row.score), 2),
+            round(float(row.predicted_rating), 2),
         ]
         for rank, row in enumerate(result.itertuples(), start=1)
     ]
@@ -172,18 +172,20 @@ def test_genre_leanings_are_points_above_all_users(space_app):
     ]
 
 
-def test_results_table_shows_rank_title_year_genres_and_rounded_score(space_app):
+def test_results_table_shows_rank_title_year_genres_and_predicted_rating(space_app):
     result = pd.DataFrame(
         {
             "movie_id": [7, 3],
             "title": ["Heat", "Untitled"],
             "year": pd.array([1995, None], dtype="Int16"),
             "genres": [("Action", "Crime"), ()],
-            "score": [4.256, 3.0],
+            "score": [-5.2, -6.0],
+            "predicted_rating": [4.256, 3.0],
         }
     )
     table = space_app.results_table(result)
-    assert list(table.columns) == ["rank", "title", "year", "genres", "score"]
+    columns = ["rank", "title", "year", "genres", "predicted rating"]
+    assert list(table.columns) == columns
     assert table.values.tolist() == [
         [1, "Heat", 1995, "Action, Crime", 4.26],
         [2, "Untitled", None, "", 3.0],
@@ -449,7 +451,13 @@ def test_app_runs_from_the_space_files_alone(artifacts_dir, model, tmp_path):
             client.predict(*PERSON_ARGS[:3], [], 4, api_name="/recommend")
         with pytest.raises(AppError, match="from 1 to 50, got 500"):
             client.predict(*PERSON_ARGS, 500, api_name="/recommend")
-    assert table["headers"] == ["rank", "title", "year", "genres", "score"]
+    assert table["headers"] == [
+        "rank",
+        "title",
+        "year",
+        "genres",
+        "predicted rating",
+    ]
     assert table["data"] == expected_rows(model, 4)
     assert explanation.startswith("### Your profile")
     assert not any("Traceback" in line for line in app.output)
@@ -592,3 +600,14 @@ def test_demo_command_on_a_busy_port_is_one_line(artifacts_dir, monkeypatch):
         f"Error: cannot serve on 127.0.0.1:{port}, probably because another "
         "program uses that port; choose another with --port."
     )
+
+
+def test_footer_says_how_the_list_is_ordered(space_app):
+    likes = space_app._ranking_note({"ranking": "likes", "like_threshold": 3.5})
+    assert "times the chance that this group rates them above 3.5" in likes
+    assert space_app._ranking_note({"ranking": "rating"}) == (
+        "Movies are ordered by predicted rating (1-5)."
+    )
+    # Models saved before "ranking" existed: a positive prior means shrunk ratings.
+    older = space_app._ranking_note({"rank_prior": 25.0})
+    assert older.startswith("Movies are ordered by predicted rating (1-5), pulled")

@@ -48,7 +48,7 @@ def shown_rows(model: ProfileRecommender, person: dict, k: int) -> list[list[str
             row.title,
             "" if pd.isna(row.year) else str(int(row.year)),
             ", ".join(row.genres),
-            format(round(float(row.score), 2), "g"),
+            format(round(float(row.predicted_rating), 2), "g"),
         ]
         for rank, row in enumerate(result.itertuples(), start=1)
     ]

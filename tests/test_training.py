@@ -179,6 +179,27 @@ def test_model_card_is_filled_in(saved):
     assert "{{" not in card and "None" not in card
     assert str(saved) in card
     assert "| 0 |" in card  # the profiles table
+    variety = json.loads((saved / "metrics.json").read_text())["recommendations"]
+    assert (
+        f"top-10 lists\n  hold {variety['distinct_movies']} different movies between "
+        f"them ({variety['distinct_lists']}\n  different lists)"
+    ) in card
+
+
+def test_list_variety_by_hand():
+    from profile_rec.training import list_variety
+
+    scores = np.array([[4.0, 3, 2, 1], [4, 3, 1, 2], [4, 3, 2, 1]])
+    assert list_variety(scores, k=2) == {
+        "k": 2,
+        "distinct_lists": 1,
+        "distinct_movies": 2,
+    }
+    assert list_variety(scores, k=3) == {
+        "k": 3,
+        "distinct_lists": 2,
+        "distinct_movies": 4,
+    }
 
 
 def test_card_preset_ranks_by_predicted_rating(ml1m_dir):
@@ -386,21 +407,6 @@ def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(saved):
             ProfileRecommender.from_pretrained(typo)
 
 
-def test_a_model_trained_without_files_scores_the_same_but_cannot_be_saved(
-    trained, tmp_path
-):
-    from profile_rec.training import train
-
-    data, recommender = trained
-    bare = train(
-        data, TrainingConfig.preset("default", **SMALL), verbose=0, files=False
-    )
-    np.testing.assert_array_equal(bare.ranking_scores, recommender.ranking_scores)
-    with pytest.raises(ArtifactError, match="files=True"):
-        bare.save_pretrained(tmp_path / "artifacts")
-    assert not (tmp_path / "artifacts").exists()
-
-
 def test_one_rating_user_cannot_be_split_for_early_stopping(ml100k_dir):
     from profile_rec.data import DataError
     from profile_rec.evaluation import subset
@@ -412,3 +418,61 @@ def test_one_rating_user_cannot_be_split_for_early_stopping(ml100k_dir):
     config = TrainingConfig.preset("default", **{**SMALL, "n_profiles": 1})
     with pytest.raises(DataError, match="hold out 10% of the users"):
         train(alone, config, verbose=0)
+
+
+def test_held_out_users_do_not_shape_the_mean_rating(trained):
+    from profile_rec.model import validation_split
+
+    data, recommender = trained
+    config = TrainingConfig.preset("default", **SMALL)
+    ratings = data.ratings
+    val, fit = validation_split(
+        len(ratings), config, user_ids=ratings["user_id"].to_numpy()
+    )
+    values = ratings["rating"].to_numpy(np.float32)
+    assert len(val) > 0
+    assert recommender.config["mean_rating"] == float(values[fit].mean())
+    assert recommender.config["mean_rating"] != float(values.mean())
+
+
+def test_train_refuses_before_training_what_its_evaluation_cannot_run(
+    ml1m_dir, tmp_path
+):
+    out = tmp_path / "artifacts"
+    # 60 users: enough for 55 profiles, but the evaluation trains on 48 of them.
+    result = runner.invoke(
+        app,
+        ["train", "--data-dir", str(ml1m_dir), "--out", str(out), "--profiles", "55"],
+    )
+    assert result.exit_code == 1
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("Error: The evaluation trains on 48 of the 60 users")
+    assert "fewer than the 55 profiles" in message
+    assert "--evaluation none" in message
+    assert "Epoch" not in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_train_refuses_a_seed_numpy_cannot_take(ml1m_dir, tmp_path):
+    out = tmp_path / "artifacts"
+    result = runner.invoke(
+        app, ["train", "--data-dir", str(ml1m_dir), "--out", str(out), "--seed", "-1"]
+    )
+    assert result.exit_code == 2
+    assert "--seed" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_model_trained_without_files_scores_the_same_but_cannot_be_saved(
+    trained, tmp_path
+):
+    from profile_rec.training import train
+
+    data, recommender = trained
+    bare = train(
+        data, TrainingConfig.preset("default", **SMALL), verbose=0, files=False
+    )
+    np.testing.assert_array_equal(bare.ranking_scores, recommender.ranking_scores)
+    with pytest.raises(ArtifactError, match="files=True"):
+        bare.save_pretrained(tmp_path / "deep" / "er" / "artifacts")
+    assert list(tmp_path.iterdir()) == []

@@ -73,7 +73,7 @@ def eval_results(config: dict[str, Any], metrics: dict[str, Any]) -> list:
             results.append(
                 EvalResult(
                     task_type="tabular-regression",
-                    task_name="Rating prediction (held-out ratings)",
+                    task_name="Rating prediction (users held out of training)",
                     metric_type=name.lower(),
                     metric_name=f"Validation {name}",
                     metric_value=round(float(training[key]), 4),
@@ -130,7 +130,10 @@ def render_card(
         ("learning rate", training["learning_rate"]),
         ("epochs (most)", training["epochs"]),
         ("batch size", training["batch_size"]),
-        ("users held out for early stopping", training["validation_fraction"]),
+        (
+            "users held out for early stopping",
+            f"{float(training['validation_fraction']):.0%}",
+        ),
         ("ranking", ranking_of(training)),
         ("seed", training["seed"]),
     ]
@@ -154,6 +157,7 @@ def render_card(
         if "new_user" in metrics.get("evaluation", {})
         else None,
         last_year=config["last_year"],
+        variety=metrics.get("recommendations"),
         collected=DATASET_YEARS.get(dataset["name"], "the years the ratings cover"),
         location=location,
         on_hub=on_hub,

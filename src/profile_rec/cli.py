@@ -117,7 +117,9 @@ def train(
             metavar="RATE",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for a reproducible run.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for a reproducible run.", min=0, max=2**32 - 1)
+    ] = 0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="One line per epoch, no bar.")
     ] = False,
@@ -160,7 +162,13 @@ def train(
             f"Loaded {data.name}: {len(data.ratings):,} ratings, "
             f"{len(data.users):,} users, {len(data.movies):,} movies."
         )
+        from .evaluation import check_evaluable
+        from .training import check_trainable
         from .training import train as train_recommender
+
+        check_trainable(data, config)
+        if evaluation != "none":
+            check_evaluable(data, config, _EVALUATIONS[evaluation][0])
 
         recommender = train_recommender(
             data, config, preset=preset, verbose=2 if quiet else "auto"
@@ -251,7 +259,10 @@ def evaluate(
     preset: Annotated[
         str, typer.Option(help="The configuration to evaluate: 'default' or 'card'.")
     ] = "default",
-    seed: Annotated[int, typer.Option(help="Seed of the splits and of training.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seed of the splits and of training.", min=0, max=2**32 - 1),
+    ] = 0,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -462,12 +473,18 @@ def demo(
         int, typer.Option(help="Port to serve on, on 127.0.0.1.", min=1, max=65535)
     ] = 7860,
 ) -> None:
-    """Serve the web demo (the Space's app) on 127.0.0.1 until Ctrl+C."""
+    """Serve the web demo (the Space's app) on 127.0.0.1 until Ctrl+C.
+
+    Gradio's usage analytics and version check stay off unless
+    GRADIO_ANALYTICS_ENABLED says otherwise: a local demo calls no other host.
+    """
     import importlib
     import logging
     import os
     import sys
 
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     with _user_errors():
         try:
             import gradio  # noqa: F401

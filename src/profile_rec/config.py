@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,7 @@ class TrainingConfig:
             "movie_bias_prior": self.movie_bias_prior >= 0,
             "ranking": self.ranking in RANKINGS,
             "rating_noise": self.rating_noise > 0,
-            "like_weight": self.like_weight >= 0,
+            "like_weight": 0 <= self.like_weight < math.inf,
             "profile_share_weight": 0 <= self.profile_share_weight <= 1,
             "rank_prior": self.rank_prior >= 0,
             "steps_per_execution": self.steps_per_execution >= 1,

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .config import TrainingConfig
-from .data import MovieLens
+from .data import DataError, MovieLens
 from .profiles import favourite_genres, feature_frame, user_feature_frame
 from .recommender import EVALUATION_PLOT_FILE
 
@@ -57,6 +57,7 @@ __all__ = [
     "N_ONBOARDING",
     "RELEVANT_RATING",
     "catalogue_coverage",
+    "check_evaluable",
     "evaluate",
     "hit_rate_at_k",
     "ndcg_at_k",
@@ -87,6 +88,7 @@ HIT_RATE_K = 10
 RECALL_K = 20
 COVERAGE_K = 10
 
+PROTOCOLS = ("new_user", "warm")
 RATING_METRICS = ("rmse", "mae")
 RANKING_METRICS = (f"ndcg@{NDCG_K}", f"hr@{HIT_RATE_K}", f"recall@{RECALL_K}")
 METRICS = (*RATING_METRICS, *RANKING_METRICS, f"coverage@{COVERAGE_K}")
@@ -596,15 +598,65 @@ def _evaluate_warm(
     }
 
 
+def check_evaluable(
+    data: MovieLens,
+    config: TrainingConfig,
+    protocols: Sequence[str] = PROTOCOLS,
+) -> None:
+    """Refuse, before any training, data the protocols cannot evaluate ``config`` on.
+
+    Raises
+    ------
+    DataError
+        Saying which protocol cannot run, on how many users or ratings, and what
+        to change.
+    """
+    from .training import check_trainable
+
+    def trainable(part: MovieLens, what: str) -> None:
+        try:
+            check_trainable(part, config)
+        except DataError as exc:
+            raise DataError(
+                f"The evaluation trains on {what}, and then: {exc} Or skip the "
+                "evaluation (train --evaluation none)."
+            ) from None
+
+    if "new_user" in protocols:
+        user_ids = data.users["user_id"]
+        if user_ids.nunique() < 2:
+            raise DataError(
+                f"{data.name} has {user_ids.nunique()} user: the new-user "
+                "evaluation needs at least 2 (one to train on, one to test)."
+            )
+        train_ids, test_ids = split_users(user_ids, seed=config.seed)
+        in_train = data.ratings["user_id"].isin(train_ids).to_numpy()
+        trainable(
+            subset(data, data.ratings[in_train], user_ids=train_ids),
+            f"{len(train_ids)} of the {len(user_ids)} users",
+        )
+        per_user = data.ratings.loc[~in_train, "user_id"].value_counts()
+        if not (per_user > N_ONBOARDING).any():
+            raise DataError(
+                f"None of the {len(test_ids)} held-out users of {data.name} has "
+                f"more than {N_ONBOARDING} ratings, so nothing is left to test "
+                "after onboarding; evaluate on a dataset with more ratings per "
+                "user, or train with --evaluation none."
+            )
+    if "warm" in protocols:
+        train_ratings, _ = split_warm(data.ratings, seed=config.seed)
+        trainable(
+            subset(data, train_ratings),
+            f"{len(train_ratings)} of the {len(data.ratings)} ratings",
+        )
+
+
 def _ordered(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     return {
         name: {m: results[name][m] for m in METRICS if m in results[name]}
         for name in METHODS
         if name in results
     }
-
-
-PROTOCOLS = ("new_user", "warm")
 
 
 def evaluate(
@@ -649,6 +701,7 @@ def evaluate(
         raise ValueError(
             f"Unknown protocols {unknown}; choose from {', '.join(PROTOCOLS)}."
         )
+    check_evaluable(data, config, protocols)
     started = time.perf_counter()
     models = {"model": (config, preset)}
     card = TrainingConfig.preset("card", seed=config.seed)

@@ -68,16 +68,16 @@ def favourite_genres(
     n_users, n_genres = len(users), len(GENRES)
     sums = np.zeros((n_users, n_genres))
     counts = np.zeros((n_users, n_genres), dtype=np.int64)
-    if n_users:
+    movie_ids = movies["movie_id"].to_numpy()
+    if n_users and len(movie_ids):
         user_mean = np.bincount(user_rows, weights=values) / np.bincount(user_rows)
         centred = values - user_mean[user_rows]
         # Each rating's genres, through its movie; movies missing from ``movies``
         # have none.
-        movie_ids = movies["movie_id"].to_numpy()
         by_id = np.argsort(movie_ids, kind="stable")
         genres = _genre_matrix(list(movies["genres"])).astype(bool)[by_id]
         at = np.searchsorted(movie_ids[by_id], ratings["movie_id"].to_numpy())
-        at = np.minimum(at, max(len(movie_ids) - 1, 0))
+        at = np.minimum(at, len(movie_ids) - 1)
         known = movie_ids[by_id][at] == ratings["movie_id"].to_numpy()
         rated = genres[at[known]]
         rows, centred = user_rows[known], centred[known]
@@ -87,7 +87,7 @@ def favourite_genres(
                 rows[hit], weights=centred[hit], minlength=n_users
             )
             counts[:, genre] = np.bincount(rows[hit], minlength=n_users)
-    user, genre = np.nonzero(counts >= min_ratings)
+    user, genre = np.nonzero(counts >= max(min_ratings, 1))
     # Rounded so that equal affinities summed in another order still tie.
     affinity = np.round(sums[user, genre] / counts[user, genre], 9)
     # By user, then affinity (high first), ratings (many first), GENRES order.

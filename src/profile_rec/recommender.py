@@ -376,6 +376,12 @@ class ProfileRecommender:
         import skops.io as sio
 
         target = Path(directory)
+        missing = [name for name in (MODEL_FILE, PLOT_FILE) if name not in self._files]
+        if missing:
+            raise ArtifactError(
+                f"This recommender has no {' or '.join(missing)} to save; train it "
+                "with files=True."
+            )
         with staged_directory(target) as stage:
             sio.dump(self.pipeline, stage / PIPELINE_FILE)
             np.savez(stage / WEIGHTS_FILE, **self.weights)
@@ -383,11 +389,6 @@ class ProfileRecommender:
             _write_json(stage / CONFIG_FILE, self.config)
             _write_json(stage / METRICS_FILE, self.metrics)
             for name in (MODEL_FILE, PLOT_FILE):
-                if name not in self._files:
-                    raise ArtifactError(
-                        f"This recommender has no {name} to save; train it with "
-                        "files=True."
-                    )
                 _write_payload(self._files[name], stage / name)
             for name in OPTIONAL_FILES:
                 if name in self._files:
@@ -818,8 +819,9 @@ def _download_artifacts(
         ) from None
     except LocalEntryNotFoundError:
         raise ArtifactError(
-            f"{repo_id} (revision {revision or 'main'}) is not in the local cache "
-            "and the Hub was not asked (offline). Connect once to download it."
+            f"{repo_id} (revision {revision or 'main'}) is not in the local cache, "
+            "and the Hub could not be reached or offline mode is on. Connect once "
+            "to download it."
         ) from None
     except EntryNotFoundError as exc:
         raise ArtifactError(

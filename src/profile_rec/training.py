@@ -147,7 +147,7 @@ def check_trainable(data: MovieLens, config: TrainingConfig) -> None:
             raise DataError(
                 f"{data.name} has ratings from {len(raters)} user: too few to hold "
                 f"out {config.validation_fraction:.0%} of the users for early "
-                "stopping; add users, or train with no validation share."
+                "stopping; add users, or use --preset card, which holds none out."
             )
 
 
@@ -181,10 +181,10 @@ def train(
     ProfileRecommender
         Ready to recommend and to :meth:`~ProfileRecommender.save_pretrained`.
     """
-    from . import model as keras_model  # TensorFlow loads only when training.
-
     config = config or TrainingConfig.preset(preset)
     check_trainable(data, config)
+    from . import model as keras_model  # TensorFlow loads only when training.
+
     started = time.perf_counter()
     keras_model.keras.utils.set_random_seed(config.seed)
 
@@ -194,20 +194,26 @@ def train(
     profile_ids = profiles.loc[ratings["user_id"].to_numpy()].to_numpy()
     movie_ids = ratings["movie_id"].to_numpy()
     values = ratings["rating"].to_numpy(dtype=np.float32)
-    mean_rating = float(values.mean())
+    user_ids = ratings["user_id"].to_numpy()
+    # The ratings early stopping holds out are judged, never learned from: not
+    # even through the mean rating or the movies' starting biases.
+    _, fit = keras_model.validation_split(len(values), config, user_ids=user_ids)
+    mean_rating = float(values[fit].mean())
 
     model = keras_model.build_model(
         config.n_profiles, movie_index, config, mean_rating=mean_rating
     )
     if config.use_bias and config.movie_bias_prior > 0:
-        _start_movie_bias(model, movie_index, movie_ids, values, config, mean_rating)
+        _start_movie_bias(
+            model, movie_index, movie_ids[fit], values[fit], config, mean_rating
+        )
     history = keras_model.train_model(
         model,
         profile_ids,
         movie_ids,
         values,
         config,
-        user_ids=ratings["user_id"].to_numpy(),
+        user_ids=user_ids,
         verbose=verbose,
     )
     keras_model.settle_unknown_movie(model, mean_rating)
@@ -268,7 +274,7 @@ def train(
         metrics["training"]["best_epoch"] = best + 1
         metrics["training"]["val_rmse"] = history["val_rmse"][best]
         metrics["training"]["val_mae"] = history["val_mae"][best]
-    return ProfileRecommender(
+    recommender = ProfileRecommender(
         pipeline=pipeline,
         weights=weights,
         movies=rated.reset_index(drop=True),
@@ -280,3 +286,22 @@ def train(
             else {}
         ),
     )
+    metrics["recommendations"] = list_variety(recommender.ranking_scores)
+    return recommender
+
+
+def list_variety(scores: np.ndarray, k: int = 10) -> dict[str, int]:
+    """How much the profiles' top ``k`` lists differ, from (profiles x movies) scores.
+
+    Returns
+    -------
+    dict
+        ``k``, ``distinct_lists`` (how many different top-``k`` lists, order
+        included) and ``distinct_movies`` (movies in at least one of them).
+    """
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return {
+        "k": int(top.shape[1]),
+        "distinct_lists": len({tuple(row) for row in top.tolist()}),
+        "distinct_movies": len(np.unique(top)),
+    }
