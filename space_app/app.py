@@ -28,6 +28,7 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from profile_rec.config import ranking_of  # noqa: E402
 from profile_rec.data import AGE_BUCKETS, GENRES, OCCUPATIONS  # noqa: E402
 from profile_rec.profiles import InvalidPersonError  # noqa: E402
 from profile_rec.recommender import ProfileRecommender  # noqa: E402
@@ -412,9 +413,7 @@ def _footer(loaded: LoadedModel) -> str:
 
 def _ranking_note(training: dict[str, Any]) -> str:
     """How the list is ordered, in a visitor's words."""
-    ranking = training.get("ranking") or (
-        "shrunk_rating" if float(training.get("rank_prior", 0.0)) > 0 else "rating"
-    )
+    ranking = ranking_of(training)
     if ranking == "likes":
         return (
             "Movies are ordered by how many people watch them times the chance "

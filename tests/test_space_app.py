@@ -289,6 +289,7 @@ def test_space_files_are_app_card_requirements_and_inference_code():
         "README.md",
         "app.py",
         "profile_rec/__init__.py",
+        "profile_rec/config.py",
         "profile_rec/data.py",
         "profile_rec/mapping.py",
         "profile_rec/profiles.py",

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .config import ranking_of
 from .data import GENRES
 from .mapping import MovieIndex
 from .profiles import (
@@ -463,11 +464,7 @@ class ProfileRecommender:
         rank by ``"shrunk_rating"`` when their ``rank_prior`` is positive.
         """
         training = self.config["training"]
-        # Kept in step with profile_rec.config.ranking_of, which this module does
-        # not import: the Space ships this module without config.py.
-        prior = float(training.get("rank_prior", 0.0))
-        fallback = "shrunk_rating" if prior > 0 else "rating"
-        ranking = training.get("ranking") or fallback
+        ranking = ranking_of(training)
         if ranking == "rating":
             return self.predicted_ratings
         counts = self.weights["rating_count"][:, 1:].astype(np.float64)
