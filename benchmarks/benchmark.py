@@ -342,10 +342,10 @@ def time_training(data, preset: str, *, plain: bool) -> TrainingRun:
     from profile_rec import model as keras_model
     from profile_rec.config import TrainingConfig
     from profile_rec.mapping import MovieIndex
-    from profile_rec.training import fit_profiles
+    from profile_rec.training import fit_profiles, genre_tables
 
     config = TrainingConfig.preset(preset)
-    _, profiles, _ = fit_profiles(data, config)
+    _, profiles, favourites = fit_profiles(data, config)
     ratings = data.ratings
     movie_index = MovieIndex(np.unique(ratings["movie_id"].to_numpy()))
     profile_ids = profiles.loc[ratings["user_id"].to_numpy()].to_numpy()
@@ -354,8 +354,17 @@ def time_training(data, preset: str, *, plain: bool) -> TrainingRun:
     user_ids = ratings["user_id"].to_numpy()
 
     keras_model.keras.utils.set_random_seed(config.seed)
+    tables = None
+    if config.genre_affinity:
+        tables = genre_tables(
+            profiles, favourites, data.movies, movie_index, config.n_profiles
+        )
     model = keras_model.build_model(
-        config.n_profiles, movie_index, config, mean_rating=float(values.mean())
+        config.n_profiles,
+        movie_index,
+        config,
+        mean_rating=float(values.mean()),
+        genre_tables=tables,
     )
     started = time.perf_counter()
     if plain:

@@ -107,11 +107,15 @@ def test_train_model_learns_what_a_plain_fit_learns(preset, xla, monkeypatch):
         preset, embedding_dim=8, epochs=4, batch_size=64, steps_per_execution=8
     )
     index, profiles, movies, ratings = _tiny_problem()
+    rng = np.random.default_rng(1)
+    tables = (rng.random((4, 3)), rng.random((index.n_rows, 3)))
 
     trained = {}
     for how in ("train_model", "plain"):
         keras.utils.set_random_seed(config.seed)
-        model = model_module.build_model(4, index, config, mean_rating=3.0)
+        model = model_module.build_model(
+            4, index, config, mean_rating=3.0, genre_tables=tables
+        )
         if how == "plain":
             history = _load_benchmark().plain_fit(
                 model, profiles, movies, ratings, config

@@ -34,6 +34,13 @@ def test_keras_lookup_agrees_with_movie_index():
     np.testing.assert_array_equal(np.asarray(lookup(ids)), index.rows(ids))
 
 
+# Two genres; three profiles; the unknown row and three movies.
+_GENRE_TABLES = (
+    np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.25]]),
+    np.array([[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]),
+)
+
+
 def _tiny_model(use_bias=True, seed=0):
     keras.utils.set_random_seed(seed)
     config = TrainingConfig.preset(
@@ -46,7 +53,9 @@ def _tiny_model(use_bias=True, seed=0):
         seed=seed,
     )
     index = MovieIndex([10, 50, 100])
-    model = model_module.build_model(3, index, config, mean_rating=3.5)
+    model = model_module.build_model(
+        3, index, config, mean_rating=3.5, genre_tables=_GENRE_TABLES
+    )
     rng = np.random.default_rng(seed)
     profiles = rng.integers(0, 3, 60)
     movies = rng.choice(index.movie_ids, 60)
@@ -105,6 +114,55 @@ class _Scorer:
         self.movie_index = MovieIndex([10, 50, 100])
 
 
+def test_genre_affinity_adds_its_weight_times_the_tables_dot_product():
+    config = TrainingConfig.preset("default", embedding_dim=2)
+    model = model_module.build_model(
+        3, MovieIndex([10, 50, 100]), config, genre_tables=_GENRE_TABLES
+    )
+    for name in ("profile_embedding", "movie_embedding", "movie_bias"):
+        layer = model.get_layer(name)
+        layer.set_weights([np.zeros_like(layer.get_weights()[0])])
+    model.get_layer("genre_affinity").set_weights([np.array([[2.0]])])
+    assert not model.get_layer("profile_genres").trainable
+    assert not model.get_layer("movie_genres").trainable
+
+    scores = model.predict([np.array([0, 1, 2, 2]), np.array([10, 50, 100, 7])], 0)
+    # 2 * (profile genres . movie genres), by hand; id 7 is the unknown row.
+    np.testing.assert_allclose(scores[:, 0], [2.0, 1.0, 0.5, 0.0], atol=1e-6)
+    weights = model_module.export_weights(model)
+    assert weights["profile_embedding"].shape == (3, 4)
+    np.testing.assert_allclose(
+        weights["profile_embedding"][:, 2:], [[2, 0], [1, 1], [0, 0.5]]
+    )
+    np.testing.assert_allclose(weights["movie_embedding"][:, 2:], _GENRE_TABLES[1])
+
+
+def test_genre_affinity_needs_its_tables():
+    config = TrainingConfig.preset("default")
+    with pytest.raises(ValueError, match="genre_tables"):
+        model_module.build_model(3, MovieIndex([10]), config)
+
+
+def test_refit_movie_bias_is_the_shrunk_mean_of_what_the_rest_leaves():
+    config = TrainingConfig.preset("default", embedding_dim=2, genre_affinity=False)
+    model = model_module.build_model(2, MovieIndex([10, 50, 100]), config)
+    model.get_layer("profile_embedding").set_weights([np.array([[1.0, 0], [0, 1]])])
+    model.get_layer("movie_embedding").set_weights(
+        [np.array([[0, 0], [0.5, 0], [0, 1.0], [0, 0]])]
+    )
+    profiles = np.array([0, 0, 1, 1, 0])
+    rows = np.array([1, 1, 1, 2, 2])
+    ratings = np.array([4.0, 5.0, 3.0, 2.0, 4.0])
+    mean = model_module.refit_movie_bias(model, profiles, rows, ratings, prior=1.0)
+    assert mean == pytest.approx(3.6)
+    # Movie row 1: what is left is 3.5, 4.5 and 3 (the dot products are 0.5, 0.5,
+    # 0); with one more rating at 3.6: (3.5 + 4.5 + 3 + 3.6) / 4 = 3.65.
+    # Row 2: 1 and 4 (dot products 1 and 0): (1 + 4 + 3.6) / 3. Row 3 has no
+    # ratings, so it gets the mean.
+    bias = model.get_layer("movie_bias").get_weights()[0][:, 0]
+    np.testing.assert_allclose(bias[1:], [3.65, 8.6 / 3, 3.6], rtol=1e-6)
+
+
 def test_same_seed_gives_identical_weights():
     first = model_module.export_weights(_tiny_model(seed=3))
     second = model_module.export_weights(_tiny_model(seed=3))
@@ -147,6 +205,7 @@ def test_training_stops_early_and_keeps_the_best_epoch():
         patience=1,
         validation_fraction=0.3,
         steps_per_execution=1,
+        genre_affinity=False,
     )
     index = MovieIndex(np.arange(1, 31))
     model = model_module.build_model(2, index, config, mean_rating=3.0)

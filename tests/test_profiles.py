@@ -14,6 +14,7 @@ from profile_rec.profiles import (
     make_profile_pipeline,
     normalize_age,
     person_frame,
+    ticked_genres,
 )
 from profile_rec.recommender import ProfileAssigner, load_profile_pipeline
 
@@ -83,6 +84,43 @@ def test_favourite_genres_without_known_movies_or_with_min_ratings_zero():
     # genre at all".
     top = favourite_genres(ratings, movies, n_top=3, min_ratings=0)
     assert top.to_dict() == {1: ("Drama", "Comedy"), 2: ()}
+
+
+def test_ticked_genres_come_from_each_users_first_ratings_by_time():
+    movies = pd.DataFrame(
+        {
+            "movie_id": [1, 2, 3, 4, 5],
+            "genres": [("Comedy",), ("Comedy",), ("Drama",), ("Horror",), ()],
+        }
+    )
+    rows = [
+        # User 1, out of time order: first (t=1, 2, 3) Comedy 4, Comedy 4 and
+        # Drama 1; later (t=9) Horror 5, which their first three leave out.
+        (1, 4, 5, 9),
+        (1, 3, 1, 3),
+        (1, 1, 4, 1),
+        (1, 2, 4, 2),
+        # User 2: first a movie without genres (t=1, and t=1 again for movie 5 is
+        # settled by movie id, after movie 1... which user 2 has not rated).
+        (2, 5, 3, 1),
+        (2, 3, 5, 7),
+        # User 3: Drama (t=1) and Comedy (t=2), equal ratings.
+        (3, 3, 4, 1),
+        (3, 1, 4, 2),
+    ]
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    ticked = ticked_genres(ratings, movies, n_first=3, n_top=2, min_ratings=1)
+    # User 1: Comedy (+1 over their mean of 3) beats Drama (-2); Horror is later.
+    assert ticked[1] == ("Comedy", "Drama")
+    # User 2's first three ratings hold Drama (5, over a mean of 4).
+    assert ticked[2] == ("Drama",)
+    # User 3: a tie of affinity and of counts goes by the order of GENRES.
+    assert ticked[3] == ("Comedy", "Drama")
+    only_first = ticked_genres(ratings, movies, n_first=1, n_top=2, min_ratings=1)
+    assert only_first[1] == ("Comedy",)
+    # User 2's first rating has no genre: they get the genres most often ticked.
+    assert only_first[2] == ("Comedy", "Drama")
+    assert only_first[3] == ("Drama",)
 
 
 @pytest.mark.parametrize(

@@ -420,19 +420,39 @@ def test_one_rating_user_cannot_be_split_for_early_stopping(ml100k_dir):
         train(alone, config, verbose=0)
 
 
-def test_held_out_users_do_not_shape_the_mean_rating(trained):
-    from profile_rec.model import validation_split
+def test_held_out_users_shape_nothing_until_early_stopping_is_done(
+    ml1m_dir, monkeypatch
+):
+    from profile_rec import model as keras_model
+    from profile_rec import training
 
-    data, recommender = trained
+    data = load_movielens(ml1m_dir)
     config = TrainingConfig.preset("default", **SMALL)
     ratings = data.ratings
-    val, fit = validation_split(
+    val, fit = keras_model.validation_split(
         len(ratings), config, user_ids=ratings["user_id"].to_numpy()
     )
     values = ratings["rating"].to_numpy(np.float32)
     assert len(val) > 0
-    assert recommender.config["mean_rating"] == float(values[fit].mean())
-    assert recommender.config["mean_rating"] != float(values.mean())
+    seen = {}
+    start = training._start_movie_bias
+
+    def spy(model, index, movie_ids, ratings, config, mean_rating):
+        seen.update(n=len(ratings), sum=float(ratings.sum()), mean=mean_rating)
+        start(model, index, movie_ids, ratings, config, mean_rating)
+
+    monkeypatch.setattr(training, "_start_movie_bias", spy)
+    recommender = training.train(data, config, verbose=0, files=False)
+    # Training starts from the other users' ratings only ...
+    assert seen == {
+        "n": len(fit),
+        "sum": float(values[fit].sum()),
+        "mean": float(values[fit].mean()),
+    }
+    # ... and once the epoch is chosen, the movies' biases use every rating.
+    assert recommender.config["mean_rating"] == pytest.approx(
+        float(values.mean(dtype=np.float64)), abs=1e-12
+    )
 
 
 def test_train_refuses_before_training_what_its_evaluation_cannot_run(
@@ -476,3 +496,34 @@ def test_a_model_trained_without_files_scores_the_same_but_cannot_be_saved(
     with pytest.raises(ArtifactError, match="files=True"):
         bare.save_pretrained(tmp_path / "deep" / "er" / "artifacts")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_genre_tables_by_hand():
+    from profile_rec.mapping import MovieIndex
+    from profile_rec.training import genre_tables
+
+    profiles = pd.Series([0, 0, 1], index=[7, 8, 9])
+    favourites = pd.Series(
+        [("Comedy", "Drama"), ("Comedy",), ("Horror",)], index=[7, 8, 9]
+    )
+    movies = pd.DataFrame(
+        {
+            "movie_id": [10, 20, 30, 40],
+            "genres": [("Comedy", "Drama"), ("Horror",), (), ("War",)],
+        }
+    )
+    # Movie 40 was never rated, so it has no row.
+    index = MovieIndex([10, 20, 30])
+    profile_genres, movie_genres = genre_tables(
+        profiles, favourites, movies, index, n_profiles=3
+    )
+    column = {genre: i for i, genre in enumerate(GENRES)}
+    expected = np.zeros((3, len(GENRES)))
+    expected[0, column["Comedy"]] = 1.0  # both members picked Comedy
+    expected[0, column["Drama"]] = 0.5  # one of the two picked Drama
+    expected[1, column["Horror"]] = 1.0
+    np.testing.assert_array_equal(profile_genres, expected)  # profile 2 is empty
+    expected = np.zeros((4, len(GENRES)))
+    expected[1, [column["Comedy"], column["Drama"]]] = 0.5
+    expected[2, column["Horror"]] = 1.0
+    np.testing.assert_array_equal(movie_genres, expected)  # unknown row, movie 30: 0

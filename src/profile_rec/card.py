@@ -101,7 +101,13 @@ def render_card(
     from .recommender import EVALUATION_PLOT_FILE, MODEL_FILE, PIPELINE_FILE, PLOT_FILE
 
     dataset = config["dataset"]
-    training = config["training"]
+    # Settings added over time, as models saved before them were trained.
+    training = {
+        "genres_from_first": 0,
+        "profile_bias": True,
+        "genre_affinity": False,
+        **config["training"],
+    }
     label = DATASET_LABELS.get(dataset["name"], dataset["name"])
     card_data = ModelCardData(
         license="apache-2.0",
@@ -125,7 +131,14 @@ def render_card(
     rows = [
         ("profiles", config["n_profiles"]),
         ("embedding size", training["embedding_dim"]),
-        ("biases", "yes" if training["use_bias"] else "no"),
+        ("biases", _biases(training)),
+        ("genre affinity term", "yes" if training["genre_affinity"] else "no"),
+        (
+            "favourite genres from",
+            f"first {training['genres_from_first']} ratings"
+            if training["genres_from_first"]
+            else "all ratings",
+        ),
         ("L2 penalty", training["l2"]),
         ("learning rate", training["learning_rate"]),
         ("epochs (most)", training["epochs"]),
@@ -164,3 +177,9 @@ def render_card(
         files={"model": MODEL_FILE, "pipeline": PIPELINE_FILE, "plot": PLOT_FILE},
     )
     return str(card).rstrip("\n") + "\n"
+
+
+def _biases(training: dict[str, Any]) -> str:
+    if not training["use_bias"]:
+        return "no"
+    return "per profile and per movie" if training["profile_bias"] else "per movie"

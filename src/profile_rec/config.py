@@ -17,9 +17,12 @@ _CARD = {
     "n_profiles": 10,
     "n_top_genres": 3,
     "min_genre_ratings": 2,
+    "genres_from_first": 0,
     "genre_weight": 1.0,
     "embedding_dim": 64,
     "use_bias": False,
+    "profile_bias": True,
+    "genre_affinity": False,
     "movie_bias_prior": 0.0,
     "l2": 0.0,
     "learning_rate": 1e-3,
@@ -44,12 +47,25 @@ class TrainingConfig:
         favourite_genres`).
     min_genre_ratings : int
         Fewest ratings in a genre for it to be one of a user's favourites.
+    genres_from_first : int
+        Training users' favourite genres come from their first this-many ratings
+        by time (see :func:`profile_rec.profiles.ticked_genres`), the few films a
+        new person knows when they tick their favourites, so that people are
+        placed in profiles the same way in training as at sign-up; 0 uses all of
+        a user's ratings.
     genre_weight : float
         Weight of the genre features against the one-hot demographics in KMeans.
     embedding_dim : int
         Size of the profile and movie embeddings.
     use_bias : bool
-        Add a learned bias per profile and per movie to the dot product.
+        Add a learned bias per movie (and per profile, see ``profile_bias``) to
+        the dot product.
+    profile_bias : bool
+        With ``use_bias``, also learn a bias per profile.
+    genre_affinity : bool
+        Add a learned weight times the profile's *genre affinity* for the movie:
+        the share of the profile's members who picked each of the movie's genres
+        as a favourite, averaged over its genres.
     movie_bias_prior : float
         With biases, each movie's bias starts at its mean training rating shrunk
         towards the overall mean as if it had this many extra ratings at the mean
@@ -84,8 +100,9 @@ class TrainingConfig:
         For ``ranking="likes"``, the rating above which a rating counts as liked;
         3.5 counts whole-star ratings of 4 and 5.
     rating_noise : float
-        For ``ranking="likes"``, the standard deviation of actual ratings around
-        the predicted one.
+        For ``ranking="likes"``, the spread assumed for actual ratings around the
+        predicted one; smaller makes the chance of a like sharper, so that a
+        small difference in predicted rating counts for more.
     like_weight : float
         For ``ranking="likes"``, how much the chance of a like counts against the
         movie's share of the ratings: 1 ranks by the expected number of likes,
@@ -109,11 +126,14 @@ class TrainingConfig:
     n_profiles: int = 30
     n_top_genres: int = 3
     min_genre_ratings: int = 2
+    genres_from_first: int = 10
     genre_weight: float = 2.0
     embedding_dim: int = 64
     use_bias: bool = True
+    profile_bias: bool = False
+    genre_affinity: bool = True
     movie_bias_prior: float = 3.0
-    l2: float = 1e-6
+    l2: float = 1e-4
     learning_rate: float = 2e-3
     epochs: int = 10
     batch_size: int = 2048
@@ -121,8 +141,8 @@ class TrainingConfig:
     patience: int = 1
     ranking: str = "likes"
     like_threshold: float = 3.5
-    rating_noise: float = 0.5
-    like_weight: float = 1.5
+    rating_noise: float = 0.3
+    like_weight: float = 3.0
     profile_share_weight: float = 0.0
     rank_prior: float = 25.0
     steps_per_execution: int = 64
@@ -136,9 +156,10 @@ class TrainingConfig:
         10 profiles, 64-dim embeddings scored by a plain dot product, Adam, MSE,
         10 epochs at batch 256, ranked by predicted rating. ``"default"`` keeps that
         design and adds what validation on held-out users showed to matter (see
-        ``profile-rec evaluate``): 30 profiles, biases that start from each movie's
-        mean rating, early stopping on users left out of training, and a ranking
-        by expected likes.
+        ``profile-rec evaluate``): 30 profiles placed by the genres of each
+        user's first ratings, movie biases that start from each movie's mean
+        rating, a genre-affinity term, early stopping on users left out of
+        training, and a ranking by expected likes.
         """
         if name not in PRESETS:
             raise ValueError(
@@ -157,6 +178,7 @@ class TrainingConfig:
             "n_profiles": self.n_profiles >= 1,
             "n_top_genres": self.n_top_genres >= 1,
             "min_genre_ratings": self.min_genre_ratings >= 1,
+            "genres_from_first": self.genres_from_first >= 0,
             "genre_weight": self.genre_weight >= 0,
             "embedding_dim": self.embedding_dim >= 1,
             "l2": self.l2 >= 0,

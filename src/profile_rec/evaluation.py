@@ -49,7 +49,14 @@ import pandas as pd
 
 from .config import TrainingConfig
 from .data import DataError, MovieLens
-from .profiles import favourite_genres, feature_frame, user_feature_frame
+from .profiles import (
+    favourite_genres,
+    feature_frame,
+    most_common_genres,
+    onboarding_genres,
+    split_first_ratings,
+    user_feature_frame,
+)
 from .recommender import EVALUATION_PLOT_FILE
 
 __all__ = [
@@ -152,10 +159,7 @@ def split_onboarding(
         Rows of ``ratings`` (with their index), sorted by user, time and movie. A
         user with ``n_onboarding`` ratings or fewer has no test rows.
     """
-    ordered = ratings.sort_values(["user_id", "timestamp", "movie_id"], kind="stable")
-    position = ordered.groupby("user_id", sort=False).cumcount().to_numpy()
-    first = position < n_onboarding
-    return ordered[first], ordered[~first]
+    return split_first_ratings(ratings, n_onboarding)
 
 
 def split_warm(
@@ -169,51 +173,6 @@ def split_warm(
     test = np.zeros(len(ratings), dtype=bool)
     test[order[:n_test]] = True
     return ratings[~test], ratings[test]
-
-
-def onboarding_genres(
-    onboarding: pd.DataFrame,
-    movies: pd.DataFrame,
-    *,
-    n_top: int,
-    min_ratings: int,
-    fallback: Sequence[str] = (),
-) -> pd.Series:
-    """The favourite genres a person would tick after their onboarding ratings.
-
-    First the genres :func:`~profile_rec.profiles.favourite_genres` picks with
-    ``min_ratings``; when that gives fewer than ``n_top`` (ten ratings spread over
-    many genres often do), the list is filled up with genres rated only once, in the
-    same order of preference. A user whose onboarding movies have no genre at all
-    gets ``fallback`` (the most common favourites of the training users), because a
-    person in the demo must tick at least one genre.
-
-    Returns
-    -------
-    Series
-        A tuple of genre names per ``user_id`` in ``onboarding``.
-    """
-    strict = favourite_genres(onboarding, movies, n_top=n_top, min_ratings=min_ratings)
-    loose = favourite_genres(onboarding, movies, n_top=n_top, min_ratings=1)
-    fallback = tuple(fallback)[:n_top]
-
-    def fill(user_id: int) -> tuple[str, ...]:
-        chosen = list(strict[user_id])
-        chosen += [g for g in loose[user_id] if g not in chosen]
-        return tuple(chosen[:n_top]) or fallback
-
-    return pd.Series([fill(u) for u in strict.index], index=strict.index, name="genres")
-
-
-def most_common_genres(favourites: pd.Series, n_top: int) -> tuple[str, ...]:
-    """The genres most often among ``favourites``, most common first."""
-    counts = pd.Series([g for chosen in favourites for g in chosen], dtype=object)
-    if counts.empty:
-        return ()
-    # value_counts keeps first-seen order among ties; sort by name for stability.
-    table = counts.value_counts().rename_axis("genre").reset_index(name="n")
-    table = table.sort_values(["n", "genre"], ascending=[False, True])
-    return tuple(table["genre"].head(n_top))
 
 
 def subset(

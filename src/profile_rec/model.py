@@ -16,6 +16,9 @@ import numpy as np  # noqa: E402
 from .config import TrainingConfig  # noqa: E402
 from .mapping import UNKNOWN_ROW, MovieIndex  # noqa: E402
 
+#: Names of the fixed (profiles x genres) and (movies x genres) layers.
+GENRE_TABLES = ("profile_genres", "movie_genres")
+
 
 def build_model(
     n_profiles: int,
@@ -23,11 +26,16 @@ def build_model(
     config: TrainingConfig,
     *,
     mean_rating: float = 0.0,
+    genre_tables: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
     """The scoring model; ``predict([profile_ids, movie_ids])`` gives one score a row.
 
     Movie ids are raw MovieLens ids: an ``IntegerLookup`` layer turns them into
     embedding rows, sending ids the model never saw to the unknown row.
+
+    With ``config.genre_affinity``, ``genre_tables`` holds a (profiles x genres)
+    and a (embedding rows x genres) array, fixed during training; their dot product
+    for a profile and a movie, times one learned weight, is added to the score.
     """
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     profile_in = keras.Input(shape=(), dtype="int32", name="profile_id")
@@ -49,23 +57,51 @@ def build_model(
         embeddings_regularizer=regularizer,
         name="movie_embedding",
     )(rows)
-    score = keras.layers.Dot(axes=1, name="dot")([profile_vec, movie_vec])
+    terms = [keras.layers.Dot(axes=1, name="dot")([profile_vec, movie_vec])]
     if config.use_bias:
-        profile_bias = keras.layers.Embedding(
-            n_profiles,
-            1,
-            embeddings_initializer="zeros",
-            embeddings_regularizer=regularizer,
-            name="profile_bias",
-        )(profile_in)
-        movie_bias = keras.layers.Embedding(
-            movie_index.n_rows,
-            1,
-            embeddings_initializer=keras.initializers.Constant(mean_rating),
-            name="movie_bias",
-        )(rows)
-        score = keras.layers.Add(name="score")([score, profile_bias, movie_bias])
-    return keras.Model([profile_in, movie_in], score, name="profile_recommender")
+        terms.append(
+            keras.layers.Embedding(
+                movie_index.n_rows,
+                1,
+                embeddings_initializer=keras.initializers.Constant(mean_rating),
+                name="movie_bias",
+            )(rows)
+        )
+        if config.profile_bias:
+            terms.append(
+                keras.layers.Embedding(
+                    n_profiles,
+                    1,
+                    embeddings_initializer="zeros",
+                    embeddings_regularizer=regularizer,
+                    name="profile_bias",
+                )(profile_in)
+            )
+    tables = []
+    if config.genre_affinity:
+        if genre_tables is None:
+            raise ValueError("genre_affinity needs genre_tables.")
+        tables = [
+            keras.layers.Embedding(
+                len(table), table.shape[1], trainable=False, name=name
+            )
+            for name, table in zip(GENRE_TABLES, genre_tables, strict=True)
+        ]
+        match = keras.layers.Dot(axes=1, name="genre_match")(
+            [tables[0](profile_in), tables[1](rows)]
+        )
+        terms.append(
+            keras.layers.Dense(
+                1, use_bias=False, kernel_initializer="zeros", name="genre_affinity"
+            )(match)
+        )
+    score = keras.layers.Add(name="score")(terms) if len(terms) > 1 else terms[0]
+    model = keras.Model([profile_in, movie_in], score, name="profile_recommender")
+    # Set after building, not through an initializer, so that the tables are
+    # saved as weights rather than written into the model's JSON configuration.
+    for layer, table in zip(tables, genre_tables or (), strict=False):
+        layer.set_weights([np.asarray(table, dtype=np.float32)])
+    return model
 
 
 def train_model(
@@ -209,10 +245,12 @@ def settle_unknown_movie(model: keras.Model, mean_rating: float) -> None:
     becomes ``mean_rating``, so an unknown movie scores as an average movie for the
     profile (the profile's bias plus the mean rating).
     """
-    table = model.get_layer("movie_embedding")
-    weights = table.get_weights()[0]
-    weights[UNKNOWN_ROW] = 0.0
-    table.set_weights([weights])
+    for name in ("movie_embedding", GENRE_TABLES[1]):
+        if name in {layer.name for layer in model.layers}:
+            table = model.get_layer(name)
+            weights = table.get_weights()[0]
+            weights[UNKNOWN_ROW] = 0.0
+            table.set_weights([weights])
     if any(layer.name == "movie_bias" for layer in model.layers):
         bias = model.get_layer("movie_bias")
         values = bias.get_weights()[0]
@@ -224,19 +262,64 @@ def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
     """The arrays the numpy scorer needs, taken from a trained model."""
     profile = model.get_layer("profile_embedding").get_weights()[0]
     movie = model.get_layer("movie_embedding").get_weights()[0]
-    names = {layer.name for layer in model.layers}
-    if "movie_bias" in names:
-        profile_bias = model.get_layer("profile_bias").get_weights()[0][:, 0]
-        movie_bias = model.get_layer("movie_bias").get_weights()[0][:, 0]
-    else:
-        profile_bias = np.zeros(len(profile), dtype=profile.dtype)
-        movie_bias = np.zeros(len(movie), dtype=movie.dtype)
+    profile_bias = _bias(model, "profile_bias", len(profile), profile.dtype)
+    movie_bias = _bias(model, "movie_bias", len(movie), movie.dtype)
+    if "genre_affinity" in {layer.name for layer in model.layers}:
+        # weight * (profile genres . movie genres) is one more dot product: append
+        # the genre tables as columns, the profiles' scaled by the weight.
+        weight = model.get_layer("genre_affinity").get_weights()[0][0, 0]
+        genres = [model.get_layer(name).get_weights()[0] for name in GENRE_TABLES]
+        profile = np.concatenate([profile, weight * genres[0]], axis=1)
+        movie = np.concatenate([movie, genres[1]], axis=1)
     return {
         "profile_embedding": profile,
         "movie_embedding": movie,
         "profile_bias": profile_bias,
         "movie_bias": movie_bias,
     }
+
+
+def _bias(model: keras.Model, name: str, n: int, dtype) -> np.ndarray:
+    if name in {layer.name for layer in model.layers}:
+        return model.get_layer(name).get_weights()[0][:, 0]
+    return np.zeros(n, dtype=dtype)
+
+
+def refit_movie_bias(
+    model: keras.Model,
+    profile_ids: np.ndarray,
+    rows: np.ndarray,
+    ratings: np.ndarray,
+    prior: float,
+) -> float:
+    """Set each movie's bias to its best value given the rest of the model.
+
+    The bias becomes the movie's mean of ``rating - (score without the bias)``
+    over ``ratings``, shrunk towards the mean rating as if it had ``prior`` more
+    ratings there. After early stopping has picked the epoch on held-out users,
+    this lets every training rating, theirs included, into the movies' biases.
+
+    Returns
+    -------
+    float
+        The mean of ``ratings``, what a movie without ratings gets.
+    """
+    weights = export_weights(model)
+    mean_rating = float(np.mean(ratings, dtype=np.float64))
+    rest = np.einsum(
+        "ij,ij->i",
+        weights["profile_embedding"][profile_ids],
+        weights["movie_embedding"][rows],
+    )
+    rest += weights["profile_bias"][profile_ids]
+    n_rows = len(weights["movie_bias"])
+    sums = np.bincount(rows, weights=ratings - rest, minlength=n_rows)
+    counts = np.bincount(rows, minlength=n_rows)
+    bias = (sums + prior * mean_rating) / (counts + prior)
+    bias[counts == 0] = mean_rating
+    layer = model.get_layer("movie_bias")
+    layer.set_weights([bias[:, None].astype(layer.get_weights()[0].dtype)])
+    return mean_rating
 
 
 def load_keras_model(path: str | os.PathLike) -> keras.Model:

@@ -75,7 +75,7 @@ def favourite_genres(
         # Each rating's genres, through its movie; movies missing from ``movies``
         # have none.
         by_id = np.argsort(movie_ids, kind="stable")
-        genres = _genre_matrix(list(movies["genres"])).astype(bool)[by_id]
+        genres = genre_matrix(list(movies["genres"])).astype(bool)[by_id]
         at = np.searchsorted(movie_ids[by_id], ratings["movie_id"].to_numpy())
         at = np.minimum(at, len(movie_ids) - 1)
         known = movie_ids[by_id][at] == ratings["movie_id"].to_numpy()
@@ -104,7 +104,97 @@ def favourite_genres(
     )
 
 
-def _genre_matrix(genres: Sequence[Iterable[str]]) -> np.ndarray:
+def split_first_ratings(
+    ratings: pd.DataFrame, n_first: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each user's first ``n_first`` ratings by time, and the rest.
+
+    Ratings with the same timestamp are ordered by movie id, so that the split does
+    not depend on the order of the rows.
+
+    Returns
+    -------
+    first, rest : DataFrame
+        Rows of ``ratings`` (with their index), sorted by user, time and movie.
+    """
+    ordered = ratings.sort_values(["user_id", "timestamp", "movie_id"], kind="stable")
+    position = ordered.groupby("user_id", sort=False).cumcount().to_numpy()
+    first = position < n_first
+    return ordered[first], ordered[~first]
+
+
+def onboarding_genres(
+    onboarding: pd.DataFrame,
+    movies: pd.DataFrame,
+    *,
+    n_top: int,
+    min_ratings: int,
+    fallback: Sequence[str] = (),
+) -> pd.Series:
+    """The favourite genres a person would tick after their onboarding ratings.
+
+    First the genres :func:`~profile_rec.profiles.favourite_genres` picks with
+    ``min_ratings``; when that gives fewer than ``n_top`` (ten ratings spread over
+    many genres often do), the list is filled up with genres rated only once, in the
+    same order of preference. A user whose onboarding movies have no genre at all
+    gets ``fallback`` (the most common favourites of the training users), because a
+    person in the demo must tick at least one genre.
+
+    Returns
+    -------
+    Series
+        A tuple of genre names per ``user_id`` in ``onboarding``.
+    """
+    strict = favourite_genres(onboarding, movies, n_top=n_top, min_ratings=min_ratings)
+    loose = favourite_genres(onboarding, movies, n_top=n_top, min_ratings=1)
+    fallback = tuple(fallback)[:n_top]
+
+    def fill(user_id: int) -> tuple[str, ...]:
+        chosen = list(strict[user_id])
+        chosen += [g for g in loose[user_id] if g not in chosen]
+        return tuple(chosen[:n_top]) or fallback
+
+    return pd.Series([fill(u) for u in strict.index], index=strict.index, name="genres")
+
+
+def most_common_genres(favourites: pd.Series, n_top: int) -> tuple[str, ...]:
+    """The genres most often among ``favourites``, most common first."""
+    counts = pd.Series([g for chosen in favourites for g in chosen], dtype=object)
+    if counts.empty:
+        return ()
+    # value_counts keeps first-seen order among ties; sort by name for stability.
+    table = counts.value_counts().rename_axis("genre").reset_index(name="n")
+    table = table.sort_values(["n", "genre"], ascending=[False, True])
+    return tuple(table["genre"].head(n_top))
+
+
+def ticked_genres(
+    ratings: pd.DataFrame,
+    movies: pd.DataFrame,
+    *,
+    n_first: int,
+    n_top: int,
+    min_ratings: int,
+) -> pd.Series:
+    """The genres each user would tick after their first ``n_first`` ratings.
+
+    :func:`onboarding_genres` of each user's first ``n_first`` ratings by time
+    (see :func:`split_first_ratings`); a user whose first movies have no genre gets
+    the genres most often ticked by the others.
+
+    Returns
+    -------
+    Series
+        A tuple of genre names per ``user_id`` in ``ratings``.
+    """
+    first, _ = split_first_ratings(ratings, n_first)
+    ticked = onboarding_genres(first, movies, n_top=n_top, min_ratings=min_ratings)
+    fallback = most_common_genres(ticked, n_top)
+    return ticked.apply(lambda chosen: chosen or fallback)
+
+
+def genre_matrix(genres: Sequence[Iterable[str]]) -> np.ndarray:
+    """A 0/1 row per item of ``genres`` (genre names), a column per :data:`GENRES`."""
     position = {genre: i for i, genre in enumerate(GENRES)}
     matrix = np.zeros((len(genres), len(GENRES)), dtype=np.float64)
     for row, chosen in enumerate(genres):
@@ -130,7 +220,7 @@ def feature_frame(
             "occupation": np.asarray(occupation, dtype=object),
         }
     )
-    genre_part = pd.DataFrame(_genre_matrix(genres), columns=list(GENRE_COLUMNS))
+    genre_part = pd.DataFrame(genre_matrix(genres), columns=list(GENRE_COLUMNS))
     return pd.concat([frame, genre_part], axis=1)
 
 

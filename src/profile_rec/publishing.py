@@ -98,7 +98,7 @@ def validate_artifacts(folder: str | Path) -> ProfileRecommender:
 def _check_keras_model(folder: Path, recommender: ProfileRecommender) -> None:
     import numpy as np
 
-    from .model import load_keras_model
+    from .model import export_weights, load_keras_model
 
     try:
         model = load_keras_model(folder / MODEL_FILE)
@@ -110,8 +110,9 @@ def _check_keras_model(folder: Path, recommender: ProfileRecommender) -> None:
             f"The movie ids of {MODEL_FILE} and of the config disagree; "
             f"re-run 'profile-rec train --out {folder}'."
         )
-    for name in ("profile_embedding", "movie_embedding"):
-        keras_weights = model.get_layer(name).get_weights()[0]
+    exported = export_weights(model)
+    for name in ("profile_embedding", "movie_embedding", "profile_bias", "movie_bias"):
+        keras_weights = exported[name]
         if keras_weights.shape != recommender.weights[name].shape or not np.allclose(
             keras_weights, recommender.weights[name], atol=1e-6
         ):

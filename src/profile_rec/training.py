@@ -16,7 +16,13 @@ from .config import TrainingConfig
 from .data import AGE_BUCKETS, GENDERS, GENRES, OCCUPATIONS, DataError, MovieLens
 from .mapping import MovieIndex
 from .plots import profiles_png
-from .profiles import favourite_genres, make_profile_pipeline, user_feature_frame
+from .profiles import (
+    favourite_genres,
+    genre_matrix,
+    make_profile_pipeline,
+    ticked_genres,
+    user_feature_frame,
+)
 from .recommender import FORMAT_VERSION, MODEL_FILE, PLOT_FILE, ProfileRecommender
 
 
@@ -43,14 +49,24 @@ def fit_profiles(data: MovieLens, config: TrainingConfig):
     profiles : Series
         Profile id per ``user_id``.
     favourites : Series
-        Favourite genres per ``user_id``.
+        Favourite genres per ``user_id``: from their first
+        ``config.genres_from_first`` ratings, or from all when that is 0.
     """
-    favourites = favourite_genres(
-        data.ratings,
-        data.movies,
-        n_top=config.n_top_genres,
-        min_ratings=config.min_genre_ratings,
-    )
+    if config.genres_from_first > 0:
+        favourites = ticked_genres(
+            data.ratings,
+            data.movies,
+            n_first=config.genres_from_first,
+            n_top=config.n_top_genres,
+            min_ratings=config.min_genre_ratings,
+        )
+    else:
+        favourites = favourite_genres(
+            data.ratings,
+            data.movies,
+            n_top=config.n_top_genres,
+            min_ratings=config.min_genre_ratings,
+        )
     features = user_feature_frame(data.users, favourites)
     pipeline = make_profile_pipeline(
         config.n_profiles,
@@ -123,6 +139,42 @@ def _start_movie_bias(
     prior = config.movie_bias_prior
     start = (sums + prior * mean_rating) / (counts + prior)
     model.get_layer("movie_bias").set_weights([start[:, None].astype(np.float32)])
+
+
+def genre_tables(
+    profiles: pd.Series,
+    favourites: pd.Series,
+    movies: pd.DataFrame,
+    movie_index: MovieIndex,
+    n_profiles: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed tables of the genre-affinity term.
+
+    Returns
+    -------
+    profile_genres : ndarray of shape (n_profiles, n_genres)
+        Per profile, the share of its members who picked each genre as a
+        favourite.
+    movie_genres : ndarray of shape (movie_index.n_rows, n_genres)
+        Per embedding row, the movie's genres, each ``1 / its number of genres``;
+        zero for the unknown row and for movies without genres.
+    """
+    picked = genre_matrix(
+        [g if isinstance(g, tuple) else () for g in favourites.reindex(profiles.index)]
+    )
+    labels = profiles.to_numpy()
+    members = np.bincount(labels, minlength=n_profiles)[:, None]
+    profile_genres = np.zeros((n_profiles, picked.shape[1]))
+    np.add.at(profile_genres, labels, picked)
+    profile_genres /= np.maximum(members, 1)
+
+    known = movies[movies["movie_id"].isin(movie_index.movie_ids)]
+    movie_genres = np.zeros((movie_index.n_rows, picked.shape[1]))
+    movie_genres[movie_index.rows(known["movie_id"].to_numpy())] = genre_matrix(
+        list(known["genres"])
+    )
+    movie_genres /= np.maximum(movie_genres.sum(axis=1, keepdims=True), 1)
+    return profile_genres, movie_genres
 
 
 def check_trainable(data: MovieLens, config: TrainingConfig) -> None:
@@ -200,8 +252,17 @@ def train(
     _, fit = keras_model.validation_split(len(values), config, user_ids=user_ids)
     mean_rating = float(values[fit].mean())
 
+    tables = None
+    if config.genre_affinity:
+        tables = genre_tables(
+            profiles, favourites, data.movies, movie_index, config.n_profiles
+        )
     model = keras_model.build_model(
-        config.n_profiles, movie_index, config, mean_rating=mean_rating
+        config.n_profiles,
+        movie_index,
+        config,
+        mean_rating=mean_rating,
+        genre_tables=tables,
     )
     if config.use_bias and config.movie_bias_prior > 0:
         _start_movie_bias(
@@ -216,6 +277,14 @@ def train(
         user_ids=user_ids,
         verbose=verbose,
     )
+    if config.use_bias:
+        mean_rating = keras_model.refit_movie_bias(
+            model,
+            profile_ids,
+            movie_index.rows(movie_ids),
+            values,
+            config.movie_bias_prior,
+        )
     keras_model.settle_unknown_movie(model, mean_rating)
     weights = keras_model.export_weights(model)
     counts = np.zeros((config.n_profiles, movie_index.n_rows), dtype=np.int32)
