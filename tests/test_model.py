@@ -1,5 +1,6 @@
 """The Keras scoring model and the numpy scorer that stands in for it."""
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -222,6 +223,41 @@ def test_training_stops_early_and_keeps_the_best_epoch():
     assert len(history["loss"]) == best + 1 + config.patience
 
 
+def test_a_fall_below_min_delta_is_no_improvement():
+    config = TrainingConfig.preset(
+        "default",
+        embedding_dim=4,
+        epochs=10,
+        batch_size=16,
+        patience=2,
+        validation_fraction=0.3,
+        steps_per_execution=1,
+        genre_affinity=False,
+    )
+    index = MovieIndex(np.arange(1, 11))
+    rng = np.random.default_rng(0)
+    profiles = rng.integers(0, 2, 200)
+    movies = rng.integers(1, 11, 200)
+    ratings = (1 + (movies + profiles) % 5).astype("float32")  # learnable
+    runs = {}
+    for min_delta in (0.0, 100.0):
+        keras.utils.set_random_seed(0)
+        model = model_module.build_model(2, index, config, mean_rating=3.0)
+        runs[min_delta] = model_module.train_model(
+            model,
+            profiles,
+            movies,
+            ratings,
+            dataclasses.replace(config, min_delta=min_delta),
+            verbose=0,
+        )
+    # The loss keeps falling, so without a threshold all 10 epochs run; no fall
+    # reaches 100, so with it only the first epoch counts, then 2 of patience.
+    assert np.all(np.diff(runs[0.0]["val_loss"]) < 0)
+    assert len(runs[0.0]["loss"]) == 10
+    assert len(runs[100.0]["loss"]) == 1 + 2
+
+
 def test_validation_split_holds_out_whole_users_reproducibly():
     config = TrainingConfig.preset("default", validation_fraction=0.25, seed=3)
     user_ids = np.repeat(np.arange(100, 120), np.arange(1, 21))  # 20 users, 210 rows
@@ -257,3 +293,9 @@ def test_validation_split_of_ratings_and_of_nothing():
 def test_like_weight_must_be_finite_and_not_negative(value):
     with pytest.raises(ValueError, match="like_weight"):
         TrainingConfig(like_weight=value)
+
+
+@pytest.mark.parametrize("value", [-0.001, math.inf, math.nan])
+def test_min_delta_must_be_finite_and_not_negative(value):
+    with pytest.raises(ValueError, match="min_delta"):
+        TrainingConfig(min_delta=value)

@@ -86,6 +86,9 @@ class TrainingConfig:
         trains on every rating for exactly ``epochs`` epochs.
     patience : int
         Epochs without improvement of the validation loss before stopping.
+    min_delta : float
+        Smallest fall of the validation loss (MSE) that counts as an
+        improvement.
     ranking : str
         What orders movies for a profile. ``"likes"``: the expected share of the
         profile's ratings that go to the movie and are above ``like_threshold``,
@@ -139,6 +142,7 @@ class TrainingConfig:
     batch_size: int = 2048
     validation_fraction: float = 0.1
     patience: int = 1
+    min_delta: float = 1e-3
     ranking: str = "likes"
     like_threshold: float = 3.5
     rating_noise: float = 0.3
@@ -187,6 +191,7 @@ class TrainingConfig:
             "batch_size": self.batch_size >= 1,
             "validation_fraction": 0 <= self.validation_fraction < 1,
             "patience": self.patience >= 0,
+            "min_delta": 0 <= self.min_delta < math.inf,
             "movie_bias_prior": self.movie_bias_prior >= 0,
             "ranking": self.ranking in RANKINGS,
             "rating_noise": self.rating_noise > 0,

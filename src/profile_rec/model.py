@@ -154,6 +154,7 @@ def train_model(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
                 patience=config.patience,
+                min_delta=config.min_delta,
                 restore_best_weights=True,
             )
         )
@@ -306,12 +307,11 @@ def refit_movie_bias(
     """
     weights = export_weights(model)
     mean_rating = float(np.mean(ratings, dtype=np.float64))
-    rest = np.einsum(
-        "ij,ij->i",
-        weights["profile_embedding"][profile_ids],
-        weights["movie_embedding"][rows],
-    )
-    rest += weights["profile_bias"][profile_ids]
+    # Every (profile, movie) score at once is a small table; gathering the
+    # embeddings rating by rating would take gigabytes on ML-1M.
+    table = weights["profile_embedding"] @ weights["movie_embedding"].T
+    table += weights["profile_bias"][:, None]
+    rest = table[profile_ids, rows]
     n_rows = len(weights["movie_bias"])
     sums = np.bincount(rows, weights=ratings - rest, minlength=n_rows)
     counts = np.bincount(rows, minlength=n_rows)
