@@ -219,7 +219,7 @@ def test_training_stops_early_and_keeps_the_best_epoch():
         model, profiles, movies, ratings, config, verbose=0
     )
     assert len(history["loss"]) < 40
-    best = int(np.argmin(history["val_loss"]))
+    best = model_module.kept_epoch(history["val_loss"], config)
     assert len(history["loss"]) == best + 1 + config.patience
 
 
@@ -239,23 +239,36 @@ def test_a_fall_below_min_delta_is_no_improvement():
     profiles = rng.integers(0, 2, 200)
     movies = rng.integers(1, 11, 200)
     ratings = (1 + (movies + profiles) % 5).astype("float32")  # learnable
-    runs = {}
+    runs, configs = {}, {}
     for min_delta in (0.0, 100.0):
         keras.utils.set_random_seed(0)
         model = model_module.build_model(2, index, config, mean_rating=3.0)
+        configs[min_delta] = dataclasses.replace(config, min_delta=min_delta)
         runs[min_delta] = model_module.train_model(
-            model,
-            profiles,
-            movies,
-            ratings,
-            dataclasses.replace(config, min_delta=min_delta),
-            verbose=0,
+            model, profiles, movies, ratings, configs[min_delta], verbose=0
         )
     # The loss keeps falling, so without a threshold all 10 epochs run; no fall
     # reaches 100, so with it only the first epoch counts, then 2 of patience.
-    assert np.all(np.diff(runs[0.0]["val_loss"]) < 0)
+    assert np.all(np.diff(runs[0.0]["val_loss"][1:]) < 0)
     assert len(runs[0.0]["loss"]) == 10
-    assert len(runs[100.0]["loss"]) == 1 + 2
+    # The first epoch is the warm-up: the second is the first judged.
+    assert len(runs[100.0]["loss"]) == 2 + 2
+    assert model_module.kept_epoch(runs[100.0]["val_loss"], configs[100.0]) == 1
+
+
+@pytest.mark.parametrize(
+    ("losses", "min_delta", "warmup", "kept"),
+    [
+        ([1.0, 0.9, 0.8995, 0.95], 0.001, 0, 1),  # 0.8995 is not 0.001 better
+        ([1.0, 0.9, 0.8985, 0.95], 0.001, 0, 2),
+        ([0.5, 0.9, 0.8995, 0.95], 0.0, 1, 2),  # epoch 0 is never judged
+        ([0.5, 0.9, 0.8995, 0.95], 0.0, 0, 0),
+        ([0.5, 0.9], 0.0, 5, 1),  # nothing judged: the last epoch stays
+    ],
+)
+def test_kept_epoch_by_hand(losses, min_delta, warmup, kept):
+    config = TrainingConfig(min_delta=min_delta, warmup_epochs=warmup)
+    assert model_module.kept_epoch(losses, config) == kept
 
 
 def test_validation_split_holds_out_whole_users_reproducibly():

@@ -138,6 +138,35 @@ def test_batch_equals_one_by_one(trained):
         np.testing.assert_allclose(rows["score"], alone["score"])
 
 
+def test_batch_takes_what_recommend_takes_and_names_a_bad_row(trained):
+    _, recommender = trained
+    canonical = pd.DataFrame(
+        {
+            "age": [25, 56],
+            "gender": ["F", "M"],
+            "occupation": ["programmer", "retired"],
+            "genres": [("Comedy", "Romance"), ("Horror",)],
+        }
+    )
+    loose = pd.DataFrame(
+        {
+            "age": ["25-34", 60],
+            "gender": ["female", "m"],
+            "occupation": ["Programmer", "RETIRED"],
+            "genres": ["comedy,romance", ["horror", "Horror"]],
+        }
+    )
+    pd.testing.assert_frame_equal(
+        recommender.recommend_batch(loose, k=3),
+        recommender.recommend_batch(canonical, k=3),
+    )
+    bad = loose.assign(occupation=["Programmer", "astronaut"])
+    with pytest.raises(InvalidPersonError, match="Row 1 of people: .*astronaut"):
+        recommender.recommend_batch(bad)
+    with pytest.raises(InvalidPersonError, match="no column genres"):
+        recommender.recommend_batch(canonical.drop(columns="genres"))
+
+
 def test_failed_save_leaves_the_previous_folder_untouched(trained, saved, monkeypatch):
     _, recommender = trained
     before = {p.name: p.read_bytes() for p in saved.iterdir()}

@@ -89,6 +89,10 @@ class TrainingConfig:
     min_delta : float
         Smallest fall of the validation loss (MSE) that counts as an
         improvement.
+    warmup_epochs : int
+        Epochs trained before early stopping starts to judge: the weights kept
+        are those of a later epoch (when there is one), however the validation
+        loss of these first epochs compares.
     ranking : str
         What orders movies for a profile. ``"likes"``: the expected share of the
         profile's ratings that go to the movie and are above ``like_threshold``,
@@ -143,11 +147,12 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     patience: int = 1
     min_delta: float = 1e-3
+    warmup_epochs: int = 1
     ranking: str = "likes"
     like_threshold: float = 3.5
     rating_noise: float = 0.3
     like_weight: float = 3.0
-    profile_share_weight: float = 0.0
+    profile_share_weight: float = 0.05
     rank_prior: float = 25.0
     steps_per_execution: int = 64
     seed: int = 0
@@ -192,6 +197,7 @@ class TrainingConfig:
             "validation_fraction": 0 <= self.validation_fraction < 1,
             "patience": self.patience >= 0,
             "min_delta": 0 <= self.min_delta < math.inf,
+            "warmup_epochs": self.warmup_epochs >= 0,
             "movie_bias_prior": self.movie_bias_prior >= 0,
             "ranking": self.ranking in RANKINGS,
             "rating_noise": self.rating_noise > 0,
@@ -230,11 +236,11 @@ def describe_ranking(training: dict[str, Any]) -> str:
         weight = float(training.get("profile_share_weight", 0.0))
         if weight > 0:
             share = (
-                f"its share of the ratings ({weight:.0%} its share of the "
+                f"a movie's share of the ratings ({weight:.0%} its share of the "
                 "profile's training ratings, the rest its share of everyone's)"
             )
         else:
-            share = "its share of all training ratings (its popularity)"
+            share = "a movie's share of all training ratings (its popularity)"
         threshold = f"{training['like_threshold']:g}"
         power = float(training.get("like_weight", 1.0))
         chance = (

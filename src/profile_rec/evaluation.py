@@ -148,16 +148,10 @@ def split_users(
 def split_onboarding(
     ratings: pd.DataFrame, *, n_onboarding: int = N_ONBOARDING
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each user's first ``n_onboarding`` ratings by time, and the rest.
+    """The onboarding and test ratings of held-out users.
 
-    Ratings with the same timestamp are ordered by movie id, so that the split does
-    not depend on the order of the rows.
-
-    Returns
-    -------
-    onboarding, test : DataFrame
-        Rows of ``ratings`` (with their index), sorted by user, time and movie. A
-        user with ``n_onboarding`` ratings or fewer has no test rows.
+    :func:`~profile_rec.profiles.split_first_ratings` with ``n_onboarding``: a
+    user with that many ratings or fewer has no test rows.
     """
     return split_first_ratings(ratings, n_onboarding)
 

@@ -119,7 +119,7 @@ def train_model(
     With ``config.validation_fraction > 0`` some ratings are held out (see
     :func:`validation_split`; ``user_ids`` gives the user of each rating),
     training stops after ``config.patience`` epochs without a better validation
-    loss, and the best weights are kept.
+    loss, and the best weights are kept (see :func:`kept_epoch`).
 
     For speed, what is fitted is a twin of ``model`` that takes embedding rows
     instead of movie ids: the ids are looked up once, up front, with ``model``'s
@@ -155,6 +155,7 @@ def train_model(
                 monitor="val_loss",
                 patience=config.patience,
                 min_delta=config.min_delta,
+                start_from_epoch=config.warmup_epochs,
                 restore_best_weights=True,
             )
         )
@@ -172,6 +173,22 @@ def train_model(
         verbose=verbose,
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def kept_epoch(val_loss: list[float], config: TrainingConfig) -> int:
+    """Which epoch's weights early stopping kept (0-based), from its losses.
+
+    The first epoch after ``config.warmup_epochs``, then each later one whose
+    validation loss is at least ``config.min_delta`` below the kept one's, as
+    Keras' ``EarlyStopping`` decides; the last epoch when none was judged.
+    """
+    kept = None
+    for epoch, value in enumerate(val_loss):
+        if epoch < config.warmup_epochs:
+            continue
+        if kept is None or value + config.min_delta < val_loss[kept]:
+            kept = epoch
+    return len(val_loss) - 1 if kept is None else kept
 
 
 def validation_split(

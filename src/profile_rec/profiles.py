@@ -10,6 +10,7 @@ saved with skops and loaded back without trusting any custom type.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -324,6 +325,50 @@ def person_frame(
         [normalize_gender(gender)],
         [normalize_occupation(occupation)],
         [normalize_genres(genres)],
+    )
+
+
+def people_frame(people: pd.DataFrame) -> pd.DataFrame:
+    """Validate a table of people and turn it into pipeline input rows.
+
+    ``people`` has the columns ``age``, ``gender``, ``occupation`` and ``genres``,
+    holding what :func:`person_frame` accepts for one person. Each distinct value
+    is checked once, so that large tables stay fast.
+
+    Raises
+    ------
+    InvalidPersonError
+        Naming the first row with an unknown value, and the valid values.
+    """
+    needed = ("age", "gender", "occupation", "genres")
+    missing = [column for column in needed if column not in people.columns]
+    if missing:
+        raise InvalidPersonError(
+            f"people has no column {', '.join(missing)}; it needs the columns "
+            f"{', '.join(needed)}."
+        )
+    checks = {
+        "age": normalize_age,
+        "gender": normalize_gender,
+        "occupation": normalize_occupation,
+        "genres": normalize_genres,
+    }
+    columns = {}
+    for column, check in checks.items():
+        known: dict[Any, Any] = {}
+        values = []
+        for row, value in enumerate(people[column].tolist()):
+            if isinstance(value, (list, set, np.ndarray)):
+                value = tuple(value)
+            try:
+                if value not in known:
+                    known[value] = check(value)
+            except (InvalidPersonError, TypeError) as exc:
+                raise InvalidPersonError(f"Row {row} of people: {exc}") from None
+            values.append(known[value])
+        columns[column] = values
+    return feature_frame(
+        columns["age"], columns["gender"], columns["occupation"], columns["genres"]
     )
 
 

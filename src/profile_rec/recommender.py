@@ -26,11 +26,11 @@ from .mapping import MovieIndex
 from .profiles import (
     GENRE_COLUMNS,
     InvalidPersonError,
-    feature_frame,
     normalize_age,
     normalize_gender,
     normalize_genres,
     normalize_occupation,
+    people_frame,
 )
 
 MODEL_FILE = "profile_based_recommendation_model.keras"
@@ -556,15 +556,18 @@ class ProfileRecommender:
     def recommend_batch(self, people: pd.DataFrame, *, k: int = 10) -> pd.DataFrame:
         """Recommendations for many people at once.
 
-        ``people`` has columns ``age`` (bucket), ``gender``, ``occupation`` and
-        ``genres`` (a sequence of genre names per row), all valid. The result has a
-        ``person`` column (the row position in ``people``) and ``rank``, then the
-        columns of :meth:`recommend`.
+        ``people`` has columns ``age``, ``gender``, ``occupation`` and ``genres``,
+        each holding what :meth:`recommend` accepts. The result has a ``person``
+        column (the row position in ``people``) and ``rank``, then the columns of
+        :meth:`recommend`.
+
+        Raises
+        ------
+        InvalidPersonError
+            Naming the first row with an unknown value, and the valid values.
         """
         k = _check_k(k)
-        frame = feature_frame(
-            people["age"], people["gender"], people["occupation"], people["genres"]
-        )
+        frame = people_frame(people)
         profiles = self._assigner.assign(frame)
         k = min(k, self.ranking_scores.shape[1])
         top = _top_k(self.ranking_scores, k)

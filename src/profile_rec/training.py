@@ -339,7 +339,7 @@ def train(
         }
     }
     if "val_loss" in history:
-        best = int(np.argmin(history["val_loss"]))
+        best = keras_model.kept_epoch(history["val_loss"], config)
         metrics["training"]["best_epoch"] = best + 1
         metrics["training"]["val_rmse"] = history["val_rmse"][best]
         metrics["training"]["val_mae"] = history["val_mae"][best]
