@@ -259,12 +259,12 @@ def plain_fit(
     import keras
     import numpy as np
 
-    from profile_rec.model import validation_split
+    from profile_rec.model import early_stopping, training_metrics, validation_split
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss="mse",
-        metrics=["mae", keras.metrics.RootMeanSquaredError(name="rmse")],
+        metrics=training_metrics(),
     )
     inputs = [np.asarray(profile_ids, np.int32), np.asarray(movie_ids, np.int32)]
     ratings = np.asarray(ratings, np.float32)
@@ -273,11 +273,7 @@ def plain_fit(
     if len(val):
         validation = ([x[val] for x in inputs], ratings[val])
         inputs, ratings = [x[fit] for x in inputs], ratings[fit]
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True
-            )
-        )
+        callbacks.append(early_stopping(config))
     history = model.fit(
         inputs,
         ratings,

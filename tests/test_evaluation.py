@@ -448,7 +448,8 @@ def test_real_movielens_100k_meets_the_targets(tmp_path):
         timeout=600,
     )
     if fetched.returncode != 0:
-        pytest.skip(f"could not fetch real MovieLens 100K: {fetched.stderr[-300:]}")
+        reason = (fetched.stderr.strip().splitlines() or ["no error output"])[-1]
+        pytest.skip(f"could not fetch real MovieLens 100K: {reason}")
     try:
         from profile_rec.evaluation import evaluate
 

@@ -312,3 +312,10 @@ def test_like_weight_must_be_finite_and_not_negative(value):
 def test_min_delta_must_be_finite_and_not_negative(value):
     with pytest.raises(ValueError, match="min_delta"):
         TrainingConfig(min_delta=value)
+
+
+@pytest.mark.parametrize("field", ["genres_from_first", "warmup_epochs"])
+@pytest.mark.parametrize("value", [-1, 2.5, True])
+def test_counts_must_be_whole_and_not_negative(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainingConfig(**{field: value})

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,52 @@ def test_config_that_disagrees_with_the_model_is_refused(hub_server, artifacts):
     result = run_cli("--repo", REPO, "--artifacts", str(artifacts), "--dry-run")
     assert result.exit_code == 1
     assert "disagree on occupations" in result.output
+
+
+def _rewrite_keras_file(artifacts, change):
+    """Apply ``change`` to the model's config.json, in the file and its copy."""
+    path = artifacts / MODEL_FILE
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    change(config)
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    (artifacts / "config.json").write_bytes(files["config.json"])
+
+
+def _layer(config, name):
+    return next(layer for layer in config["config"]["layers"] if layer["name"] == name)
+
+
+def test_a_keras_file_wired_differently_is_refused(hub_server, artifacts):
+    # Same weights, but the dot product now normalises the embeddings first.
+    _rewrite_keras_file(
+        artifacts, lambda config: _layer(config, "dot")["config"].update(normalize=True)
+    )
+    result = run_cli("--repo", REPO, "--artifacts", str(artifacts), "--dry-run")
+    assert result.exit_code == 1
+    assert "scores (profile, movie) pairs differently" in result.output
+    assert result.output.count("\n") == 1  # one line, no traceback
+    assert hub_server.request_log == []
+
+
+def test_a_keras_file_of_another_model_is_refused(hub_server, artifacts, tmp_path):
+    import keras
+
+    inputs = keras.Input(shape=(2,))
+    other = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    other.save(tmp_path / "other.keras")
+    with zipfile.ZipFile(tmp_path / "other.keras") as archive:
+        for name in ("config.json", "metadata.json", "model.weights.h5"):
+            (artifacts / name).write_bytes(archive.read(name))
+    shutil.copy(tmp_path / "other.keras", artifacts / MODEL_FILE)
+    result = run_cli("--repo", REPO, "--artifacts", str(artifacts), "--dry-run")
+    assert result.exit_code == 1
+    assert "is not a profile-rec model" in result.output
+    assert result.output.count("\n") == 1
 
 
 SPACE = "alice/profile-rec-demo"

@@ -215,6 +215,32 @@ def test_model_card_is_filled_in(saved):
     ) in card
 
 
+def test_card_describes_the_new_training_steps_only_for_models_that_had_them(
+    trained,
+):
+    from profile_rec.card import render_card
+
+    _, recommender = trained
+    card = render_card(recommender.config, recommender.metrics, location="here")
+    assert "genre affinity" in card and "| biases | per movie |" in card
+    assert "taken from their first\n   10 ratings by time" in card
+    assert "each movie's bias was refitted on every training rating" in card
+    # A model saved before these settings existed had none of them.
+    training = dict(recommender.config["training"], use_bias=True)
+    for name in ("genres_from_first", "profile_bias", "genre_affinity"):
+        del training[name]
+    del training["refit_movie_bias"]
+    old = render_card(
+        {**recommender.config, "training": training},
+        recommender.metrics,
+        location="here",
+    )
+    assert "| biases | per profile and per movie |" in old
+    assert "| genre affinity term | no |" in old
+    assert "| favourite genres from | all ratings |" in old
+    assert "refitted" not in old and "first\n   10 ratings" not in old
+
+
 def test_list_variety_by_hand():
     from profile_rec.training import list_variety
 

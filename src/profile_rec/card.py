@@ -106,6 +106,7 @@ def render_card(
         "genres_from_first": 0,
         "profile_bias": True,
         "genre_affinity": False,
+        "refit_movie_bias": False,
         **config["training"],
     }
     label = DATASET_LABELS.get(dataset["name"], dataset["name"])

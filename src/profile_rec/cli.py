@@ -420,7 +420,7 @@ def _profile_line(config: dict, profile: int) -> str:
         f"Profile {profile} of {len(config['profiles'])}: "
         f"{described['size']:,} MovieLens users, {described['female_share']:.0%} "
         f"women; ages {_share_list(described['ages'])}; "
-        f"favourite genres {_share_list(described['genre_share'], 3)}."
+        f"favourite genres {_share_list(described['genre_share'], 3) or 'none'}."
     )
 
 

@@ -62,6 +62,11 @@ class TrainingConfig:
         the dot product.
     profile_bias : bool
         With ``use_bias``, also learn a bias per profile.
+    refit_movie_bias : bool
+        With ``use_bias``, after training set each movie's bias to the shrunk
+        mean (see ``movie_bias_prior``) of what the rest of the model leaves of
+        its ratings, over every training rating, the early-stopping users'
+        included.
     genre_affinity : bool
         Add a learned weight times the profile's *genre affinity* for the movie:
         the share of the profile's members who picked each of the movie's genres
@@ -85,14 +90,14 @@ class TrainingConfig:
         model is for people it never saw, so it is judged on such people); 0
         trains on every rating for exactly ``epochs`` epochs.
     patience : int
-        Epochs without improvement of the validation loss before stopping.
+        Epochs without improvement of the held-out users' loss (mean squared
+        error plus the L2 penalty) before stopping.
     min_delta : float
-        Smallest fall of the validation loss (MSE) that counts as an
-        improvement.
+        Smallest fall of that loss that counts as an improvement.
     warmup_epochs : int
         Epochs trained before early stopping starts to judge: the weights kept
-        are those of a later epoch (when there is one), however the validation
-        loss of these first epochs compares.
+        are those of a later epoch (when there is one), however the loss of
+        these first epochs compares.
     ranking : str
         What orders movies for a profile. ``"likes"``: the expected share of the
         profile's ratings that go to the movie and are above ``like_threshold``,
@@ -138,6 +143,7 @@ class TrainingConfig:
     embedding_dim: int = 64
     use_bias: bool = True
     profile_bias: bool = False
+    refit_movie_bias: bool = True
     genre_affinity: bool = True
     movie_bias_prior: float = 3.0
     l2: float = 1e-4
@@ -187,7 +193,8 @@ class TrainingConfig:
             "n_profiles": self.n_profiles >= 1,
             "n_top_genres": self.n_top_genres >= 1,
             "min_genre_ratings": self.min_genre_ratings >= 1,
-            "genres_from_first": self.genres_from_first >= 0,
+            "genres_from_first": _whole(self.genres_from_first)
+            and self.genres_from_first >= 0,
             "genre_weight": self.genre_weight >= 0,
             "embedding_dim": self.embedding_dim >= 1,
             "l2": self.l2 >= 0,
@@ -197,7 +204,7 @@ class TrainingConfig:
             "validation_fraction": 0 <= self.validation_fraction < 1,
             "patience": self.patience >= 0,
             "min_delta": 0 <= self.min_delta < math.inf,
-            "warmup_epochs": self.warmup_epochs >= 0,
+            "warmup_epochs": _whole(self.warmup_epochs) and self.warmup_epochs >= 0,
             "movie_bias_prior": self.movie_bias_prior >= 0,
             "ranking": self.ranking in RANKINGS,
             "rating_noise": self.rating_noise > 0,
@@ -218,6 +225,10 @@ class TrainingConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def ranking_of(training: dict[str, Any]) -> str:

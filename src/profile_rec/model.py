@@ -118,8 +118,8 @@ def train_model(
 
     With ``config.validation_fraction > 0`` some ratings are held out (see
     :func:`validation_split`; ``user_ids`` gives the user of each rating),
-    training stops after ``config.patience`` epochs without a better validation
-    loss, and the best weights are kept (see :func:`kept_epoch`).
+    training stops after ``config.patience`` epochs without a lower loss on them
+    (see :func:`early_stopping`), and the best weights are kept.
 
     For speed, what is fitted is a twin of ``model`` that takes embedding rows
     instead of movie ids: the ids are looked up once, up front, with ``model``'s
@@ -139,7 +139,7 @@ def train_model(
     fitted.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
         loss="mse",
-        metrics=["mae", keras.metrics.RootMeanSquaredError(name="rmse")],
+        metrics=training_metrics(),
         steps_per_execution=config.steps_per_execution,
         jit_compile=fitted is not model and n_steps >= _MIN_STEPS_FOR_XLA,
     )
@@ -150,15 +150,7 @@ def train_model(
         validation = ([profile_ids[val], movie_inputs[val]], ratings[val])
         profile_ids, movie_inputs = profile_ids[fit], movie_inputs[fit]
         ratings = ratings[fit]
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=config.patience,
-                min_delta=config.min_delta,
-                start_from_epoch=config.warmup_epochs,
-                restore_best_weights=True,
-            )
-        )
+        callbacks.append(early_stopping(config))
     history = fitted.fit(
         [profile_ids, movie_inputs],
         ratings,
@@ -175,11 +167,33 @@ def train_model(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def training_metrics() -> list:
+    """What training reports besides the loss."""
+    return ["mae", keras.metrics.RootMeanSquaredError(name="rmse")]
+
+
+def early_stopping(config: TrainingConfig) -> keras.callbacks.EarlyStopping:
+    """The callback that stops training on the held-out users' loss.
+
+    It watches the loss on their ratings, the mean squared error plus the L2
+    penalty: on validation users, stopping on the error alone sometimes trained
+    on until the model predicted worse than the movies' mean ratings. It keeps
+    the weights of the epoch :func:`kept_epoch` names.
+    """
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=config.patience,
+        min_delta=config.min_delta,
+        start_from_epoch=config.warmup_epochs,
+        restore_best_weights=True,
+    )
+
+
 def kept_epoch(val_loss: list[float], config: TrainingConfig) -> int:
-    """Which epoch's weights early stopping kept (0-based), from its losses.
+    """Which epoch's weights early stopping kept (0-based), from ``val_loss``.
 
     The first epoch after ``config.warmup_epochs``, then each later one whose
-    validation loss is at least ``config.min_delta`` below the kept one's, as
+    held-out loss is at least ``config.min_delta`` below the kept one's, as
     Keras' ``EarlyStopping`` decides; the last epoch when none was judged.
     """
     kept = None

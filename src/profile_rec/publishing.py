@@ -104,13 +104,19 @@ def _check_keras_model(folder: Path, recommender: ProfileRecommender) -> None:
         model = load_keras_model(folder / MODEL_FILE)
     except Exception as exc:  # Keras raises many types for a broken file.
         raise PublishError(f"{folder / MODEL_FILE} does not load: {exc}") from None
-    vocabulary = np.asarray(model.get_layer("movie_lookup").get_vocabulary()[1:])
-    if not np.array_equal(vocabulary, recommender.movie_index.movie_ids):
+    try:
+        vocabulary = model.get_layer("movie_lookup").get_vocabulary()[1:]
+        exported = export_weights(model)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise PublishError(
+            f"{folder / MODEL_FILE} is not a profile-rec model ({exc}); "
+            f"re-run 'profile-rec train --out {folder}'."
+        ) from None
+    if not np.array_equal(np.asarray(vocabulary), recommender.movie_index.movie_ids):
         raise PublishError(
             f"The movie ids of {MODEL_FILE} and of the config disagree; "
             f"re-run 'profile-rec train --out {folder}'."
         )
-    exported = export_weights(model)
     for name in ("profile_embedding", "movie_embedding", "profile_bias", "movie_bias"):
         keras_weights = exported[name]
         if keras_weights.shape != recommender.weights[name].shape or not np.allclose(
@@ -120,6 +126,28 @@ def _check_keras_model(folder: Path, recommender: ProfileRecommender) -> None:
                 f"{name} in {MODEL_FILE} differs from the scoring weights; "
                 f"re-run 'profile-rec train --out {folder}'."
             )
+    # Equal weights in a differently wired model would still score differently.
+    profiles, movies = _sample_pairs(recommender)
+    scores = model.predict([profiles, movies], verbose=0, batch_size=len(profiles))
+    if not np.allclose(
+        scores[:, 0], recommender.predict(profiles, movies), atol=1e-4, rtol=0
+    ):
+        raise PublishError(
+            f"{MODEL_FILE} scores (profile, movie) pairs differently from the "
+            f"scoring weights; re-run 'profile-rec train --out {folder}'."
+        )
+
+
+def _sample_pairs(recommender: ProfileRecommender, n: int = 2_000):
+    """Seeded (profile, movie id) pairs, every profile and an unknown id included."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = recommender.movie_index.movie_ids
+    profiles = np.arange(n) % recommender.n_profiles
+    movies = rng.choice(ids, n)
+    movies[-1] = ids.max() + 1  # never seen: the unknown row
+    return profiles.astype(np.int32), movies.astype(np.int32)
 
 
 def publish_files(

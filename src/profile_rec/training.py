@@ -277,7 +277,7 @@ def train(
         user_ids=user_ids,
         verbose=verbose,
     )
-    if config.use_bias:
+    if config.use_bias and config.refit_movie_bias:
         mean_rating = keras_model.refit_movie_bias(
             model,
             profile_ids,
