@@ -225,6 +225,8 @@ def test_card_describes_the_new_training_steps_only_for_models_that_had_them(
     assert "genre affinity" in card and "| biases | per movie |" in card
     assert "taken from their first\n   10 ratings by time" in card
     assert "each movie's bias was refitted on every training rating" in card
+    best = recommender.metrics["training"]["best_epoch"]
+    assert f"| validation RMSE, best epoch ({best}), before the bias refit |" in card
     # A model saved before these settings existed had none of them.
     training = dict(recommender.config["training"], use_bias=True)
     for name in ("genres_from_first", "profile_bias", "genre_affinity"):
@@ -239,6 +241,7 @@ def test_card_describes_the_new_training_steps_only_for_models_that_had_them(
     assert "| genre affinity term | no |" in old
     assert "| favourite genres from | all ratings |" in old
     assert "refitted" not in old and "first\n   10 ratings" not in old
+    assert f"| validation RMSE, best epoch ({best}) |" in old
 
 
 def test_list_variety_by_hand():

@@ -23,7 +23,7 @@ def _share_list(shares: dict[str, float], n: int = 2) -> str:
     return ", ".join(f"{name} ({share:.0%})" for name, share in items if share > 0)
 
 
-def _results_markdown(metrics: dict[str, Any]) -> str:
+def _results_markdown(metrics: dict[str, Any], *, refitted: bool = False) -> str:
     training = metrics.get("training", {})
     lines = []
     if "evaluation" in metrics:
@@ -40,12 +40,9 @@ def _results_markdown(metrics: dict[str, Any]) -> str:
     )
     if "val_rmse" in training:
         best = training.get("best_epoch", "-")
-        lines.append(
-            f"| validation RMSE, best epoch ({best}) | {training['val_rmse']:.4f} |"
-        )
-        lines.append(
-            f"| validation MAE, best epoch ({best}) | {training['val_mae']:.4f} |"
-        )
+        when = f"best epoch ({best})" + (", before the bias refit" if refitted else "")
+        lines.append(f"| validation RMSE, {when} | {training['val_rmse']:.4f} |")
+        lines.append(f"| validation MAE, {when} | {training['val_mae']:.4f} |")
     return "\n".join(lines)
 
 
@@ -166,7 +163,9 @@ def render_card(
         versions=versions,
         unknown_movie=config["unknown_movie"][0].lower() + config["unknown_movie"][1:],
         profiles=profiles,
-        results=_results_markdown(metrics),
+        results=_results_markdown(
+            metrics, refitted=training["use_bias"] and training["refit_movie_bias"]
+        ),
         evaluation_plot=EVALUATION_PLOT_FILE
         if "new_user" in metrics.get("evaluation", {})
         else None,
