@@ -278,12 +278,12 @@ def settle_unknown_movie(model: keras.Model, mean_rating: float) -> None:
     profile (the profile's bias plus the mean rating).
     """
     for name in ("movie_embedding", GENRE_TABLES[1]):
-        if name in {layer.name for layer in model.layers}:
+        if _has_layer(model, name):
             table = model.get_layer(name)
             weights = table.get_weights()[0]
             weights[UNKNOWN_ROW] = 0.0
             table.set_weights([weights])
-    if any(layer.name == "movie_bias" for layer in model.layers):
+    if _has_layer(model, "movie_bias"):
         bias = model.get_layer("movie_bias")
         values = bias.get_weights()[0]
         values[UNKNOWN_ROW] = mean_rating
@@ -296,7 +296,7 @@ def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
     movie = model.get_layer("movie_embedding").get_weights()[0]
     profile_bias = _bias(model, "profile_bias", len(profile), profile.dtype)
     movie_bias = _bias(model, "movie_bias", len(movie), movie.dtype)
-    if "genre_affinity" in {layer.name for layer in model.layers}:
+    if _has_layer(model, "genre_affinity"):
         # weight * (profile genres . movie genres) is one more dot product: append
         # the genre tables as columns, the profiles' scaled by the weight.
         weight = model.get_layer("genre_affinity").get_weights()[0][0, 0]
@@ -311,8 +311,12 @@ def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
     }
 
 
+def _has_layer(model: keras.Model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
+
+
 def _bias(model: keras.Model, name: str, n: int, dtype) -> np.ndarray:
-    if name in {layer.name for layer in model.layers}:
+    if _has_layer(model, name):
         return model.get_layer(name).get_weights()[0][:, 0]
     return np.zeros(n, dtype=dtype)
 
